@@ -1,0 +1,86 @@
+"""Health model with Kubernetes semantics.
+
+- liveness: the process is up and serving (never checks dependencies);
+- startup: the application finished starting;
+- readiness: started, not draining, and every registered dependency check passes.
+
+Checks run concurrently, each bounded by a timeout, so one slow dependency can't
+hold the probe past its own timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import lifecycle
+
+Check = Callable[[], Awaitable[object]]
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """Outcome of a probe: HTTP status code and a JSON-ready body."""
+
+    status_code: int
+    body: dict[str, Any]
+
+
+@dataclass
+class HealthChecks:
+    """Named dependency checks that readiness runs."""
+
+    timeout: float
+    checks: dict[str, Check] = field(default_factory=dict)
+
+    def register(self, name: str, check: Check) -> None:
+        self.checks[name] = check
+
+    def register_sync(self, name: str, check: Callable[[], object]) -> None:
+        """Register a blocking check; it runs in a worker thread."""
+
+        async def run_in_thread() -> object:
+            return await asyncio.to_thread(check)
+
+        self.register(name, run_in_thread)
+
+    async def _run(self, name: str, check: Check) -> dict[str, Any]:
+        started = time.perf_counter()
+        try:
+            await asyncio.wait_for(check(), timeout=self.timeout)
+        except TimeoutError:
+            result = {"status": "fail", "error": f"timed out after {self.timeout:g}s"}
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            result = {"status": "fail", "error": f"{type(exc).__name__}: {exc}"}
+        else:
+            result = {"status": "pass"}
+        result["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
+        return result
+
+    async def readiness(self) -> Report:
+        names = list(self.checks)
+        results = await asyncio.gather(*(self._run(n, self.checks[n]) for n in names))
+        checks = dict(zip(names, results, strict=True))
+        failing = [name for name, result in checks.items() if result["status"] != "pass"]
+        if lifecycle.is_draining():
+            failing.insert(0, "draining")
+        elif not lifecycle.is_started():
+            failing.insert(0, "starting")
+        status = "fail" if failing else "pass"
+        body: dict[str, Any] = {"status": status, "checks": checks}
+        if failing:
+            body["failing"] = failing
+        return Report(503 if failing else 200, body)
+
+
+def liveness() -> Report:
+    return Report(200, {"status": "pass"})
+
+
+def startup() -> Report:
+    if lifecycle.is_started():
+        return Report(200, {"status": "pass"})
+    return Report(503, {"status": "fail", "failing": ["starting"]})
