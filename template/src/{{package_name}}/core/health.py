@@ -49,11 +49,12 @@ class HealthChecks:
 
     async def _run(self, name: str, check: Check) -> dict[str, Any]:
         started = time.perf_counter()
+        result: dict[str, Any]
         try:
             await asyncio.wait_for(check(), timeout=self.timeout)
         except TimeoutError:
             result = {"status": "fail", "error": f"timed out after {self.timeout:g}s"}
-        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        except Exception as exc:  # any failure means not ready
             result = {"status": "fail", "error": f"{type(exc).__name__}: {exc}"}
         else:
             result = {"status": "pass"}
