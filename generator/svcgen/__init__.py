@@ -1,0 +1,8 @@
+"""svcgen: generate production-ready, cloud-native Python services."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("svcgen")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"

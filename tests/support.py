@@ -1,0 +1,211 @@
+"""Generate, install and run projects from the template: the machinery every test shares.
+
+Projects are cached per combination of answers for the whole test session, across
+pytest-xdist workers (a file lock guards each one), and every project shares one uv
+cache, so a combination is generated and installed once however many tests use it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+import copier
+from filelock import FileLock
+
+REPO = Path(__file__).resolve().parents[1]
+UV_CACHE = REPO / ".cache" / "uv"
+TOOLS_BIN = REPO / ".tools" / "bin"
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+SERVICES = ("postgres", "redis", "rabbitmq")
+FRAMEWORKS = ("fastapi", "flask")
+PYTHONS = ("3.11", "3.12", "3.13")
+
+# This machine's backing services (see DEVELOPERS.md); generated integration tests read these.
+LOCAL_SERVICES = {
+    "postgres": {"DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/test"},
+    "redis": {"REDIS_URL": "redis://127.0.0.1:6379/0"},
+    "rabbitmq": {"AMQP_URL": "amqp://guest:guest@127.0.0.1:5672/%2F"},
+}
+
+
+def all_service_subsets() -> list[tuple[str, ...]]:
+    return [c for n in range(len(SERVICES) + 1) for c in combinations(SERVICES, n)]
+
+
+def matrix() -> list[dict[str, Any]]:
+    """Every framework x every subset of services (16 combinations).
+
+    Python version, metrics and tracing rotate through the matrix so that each value
+    meets each framework at least once.
+    """
+    combos = []
+    for i, (framework, services) in enumerate(
+        (f, s) for f in FRAMEWORKS for s in all_service_subsets()
+    ):
+        combos.append(
+            {
+                "framework": framework,
+                "services": list(services),
+                "python_version": PYTHONS[i % len(PYTHONS)],
+                "metrics": i % 4 != 3,
+                "tracing": i % 3 == 1,
+            }
+        )
+    return combos
+
+
+def combo_id(answers: Mapping[str, Any]) -> str:
+    services = "+".join(answers.get("services", [])) or "none"
+    parts = [answers.get("framework", "fastapi"), services]
+    if "python_version" in answers:
+        parts.append("py" + str(answers["python_version"]))
+    if answers.get("metrics") is False:
+        parts.append("nometrics")
+    if answers.get("tracing"):
+        parts.append("tracing")
+    return "-".join(parts)
+
+
+def interpreter(version: str) -> str:
+    """Path of a Python `version` interpreter on this machine (pyenv's shims can't be trusted)."""
+    candidates = []
+    pyenv_root = os.environ.get("PYENV_ROOT") or str(Path.home() / ".pyenv")
+    versions = Path(pyenv_root) / "versions"
+    if versions.is_dir():
+        candidates += sorted(versions.glob(f"{version}.*/bin/python{version}"), reverse=True)
+    candidates += [Path(f"/usr/bin/python{version}"), Path(f"/usr/local/bin/python{version}")]
+    for candidate in candidates:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    raise LookupError(f"no Python {version} interpreter found (looked in {versions} and /usr)")
+
+
+def uv() -> str:
+    found = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
+    if not found:
+        raise LookupError("uv not found: install the dev extras (`make install`)")
+    return found
+
+
+def project_env(python_version: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment for commands run inside a generated project."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "UV_PROJECT_ENVIRONMENT"}
+    }
+    path = [str(Path(uv()).parent)]
+    if TOOLS_BIN.is_dir():
+        path.append(str(TOOLS_BIN))
+    env.update(
+        PATH=os.pathsep.join([*path, env.get("PATH", "")]),
+        UV_CACHE_DIR=str(UV_CACHE),
+        UV_PYTHON=interpreter(python_version),
+        UV_PYTHON_DOWNLOADS="never",
+        UV_NO_PROGRESS="1",
+    )
+    env.update(extra or {})
+    return env
+
+
+@dataclass
+class Project:
+    """A generated project on disk."""
+
+    path: Path
+    answers: dict[str, Any]
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def package(self) -> str:
+        return str(self.answers["package_name"])
+
+    @property
+    def slug(self) -> str:
+        return str(self.answers["project_slug"])
+
+    @property
+    def python(self) -> Path:
+        return self.path / ".venv" / "bin" / "python"
+
+    def run(
+        self,
+        *args: str,
+        env: Mapping[str, str] | None = None,
+        timeout: float = 600,
+        check: bool = True,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a command in the project; on failure, raise with its output."""
+        result = subprocess.run(
+            args,
+            cwd=self.path,
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"{' '.join(args)} exited {result.returncode} in {self.path}\n"
+                f"--- stdout ---\n{result.stdout[-6000:]}\n--- stderr ---\n{result.stderr[-6000:]}"
+            )
+        return result
+
+
+def generate(dest: Path, data: Mapping[str, Any], src: str | Path = REPO) -> Project:
+    """Render the template (working tree included) into `dest` with `data`, no prompts."""
+    copier.run_copy(
+        str(src),
+        str(dest),
+        data=dict(data),
+        defaults=True,
+        unsafe=True,
+        quiet=True,
+    )
+    answers = _read_answers(dest)
+    return Project(dest, answers, project_env(str(answers["python_version"])))
+
+
+def _read_answers(dest: Path) -> dict[str, Any]:
+    import yaml
+
+    loaded = yaml.safe_load((dest / ".copier-answers.yml").read_text(encoding="utf-8"))
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def cached_project(base: Path, data: Mapping[str, Any], *, install: bool) -> Project:
+    """Generate (and install) a combination once per test session, shared by all workers."""
+    key = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
+    dest = base / f"{combo_id(data)}-{key}"
+    with FileLock(str(dest) + ".lock"):
+        if not (dest / ".copier-answers.yml").exists():
+            if dest.exists():
+                shutil.rmtree(dest)
+            generate(dest, data)
+        project = Project(dest, _read_answers(dest))
+        project.env = project_env(str(project.answers["python_version"]))
+        if install and not (dest / ".venv" / ".installed").exists():
+            project.run("make", "install")
+            (dest / ".venv" / ".installed").touch()
+    return project
+
+
+def service_env(services: Sequence[str], prefix: str) -> dict[str, str]:
+    """Variables pointing a project's integration tests at this machine's servers."""
+    env: dict[str, str] = {"TEST_RUN_PREFIX": prefix}
+    for service in services:
+        env.update(LOCAL_SERVICES[service])
+    return env
