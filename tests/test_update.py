@@ -1,0 +1,360 @@
+"""The update story: `copier update` brings template changes in and loses nothing the user wrote.
+
+Every test builds a throwaway git repository from this repo's copier.yml, template/ and
+hooks/ (so nothing depends on this repo's own tags), tags it v1.0.0, generates a project
+from it with the Copier CLI, commits that, edits it the way a service team would, then
+releases a v2.0.0 of the template and updates.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .support import REPO
+
+COPIER = (sys.executable, "-m", "copier")
+BEFORE, SEP, AFTER = "<<<<<<< before updating", "=======", ">>>>>>> after updating"
+
+
+# --- throwaway repositories ----------------------------------------------------
+
+
+def isolated_git_env(home: Path) -> dict[str, str]:
+    """An environment whose git has an identity and ignores the machine's git config."""
+    config = home / "gitconfig"
+    config.write_text(
+        "[user]\n\tname = Update Test\n\temail = update-test@example.com\n"
+        "[init]\n\tdefaultBranch = main\n"
+        "[advice]\n\tdetachedHead = false\n",
+        encoding="utf-8",
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(GIT_CONFIG_GLOBAL=str(config), GIT_CONFIG_NOSYSTEM="1")
+    return env
+
+
+def run(
+    *args: str, cwd: Path, env: Mapping[str, str], check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        args, cwd=cwd, env=dict(env), capture_output=True, text=True, timeout=600, check=False
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(args)} exited {result.returncode} in {cwd}\n"
+            f"--- stdout ---\n{result.stdout[-6000:]}\n--- stderr ---\n{result.stderr[-6000:]}"
+        )
+    return result
+
+
+@dataclass
+class Repo:
+    """A git working tree with small editing helpers that fail loudly when text moved."""
+
+    path: Path
+    env: dict[str, str]
+
+    def git(self, *args: str) -> str:
+        return run("git", *args, cwd=self.path, env=self.env).stdout
+
+    def read(self, rel: str) -> str:
+        return (self.path / rel).read_text(encoding="utf-8")
+
+    def write(self, rel: str, text: str) -> None:
+        target = self.path / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+
+    def append(self, rel: str, text: str) -> None:
+        self.write(rel, self.read(rel) + text)
+
+    def replace_line(self, rel: str, old: str, new: str) -> None:
+        lines = self.read(rel).splitlines(keepends=True)
+        hits = [i for i, line in enumerate(lines) if line.rstrip("\n") == old]
+        assert len(hits) == 1, f"{rel}: expected one line {old!r}, found {len(hits)}"
+        lines[hits[0]] = new + "\n"
+        self.write(rel, "".join(lines))
+
+    def commit(self, message: str) -> str:
+        self.git("add", "--all")
+        self.git("commit", "--quiet", "--no-verify", "-m", message)
+        return self.git("rev-parse", "HEAD").strip()
+
+
+@dataclass
+class TemplateRepo(Repo):
+    """A throwaway copy of this template under git, released with PEP 440 tags."""
+
+    @classmethod
+    def create(cls, path: Path, env: dict[str, str]) -> TemplateRepo:
+        path.mkdir(parents=True)
+        shutil.copy2(REPO / "copier.yml", path / "copier.yml")
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", ".ruff_cache")
+        for folder in ("template", "hooks"):
+            shutil.copytree(REPO / folder, path / folder, ignore=ignore)
+        repo = cls(path, env)
+        repo.git("init", "--quiet")
+        repo.release("v1.0.0")
+        return repo
+
+    def release(self, tag: str) -> None:
+        self.commit(f"template {tag}")
+        self.git("tag", tag)
+
+    def copier_yml(self) -> dict[str, object]:
+        loaded = yaml.safe_load(self.read("copier.yml"))
+        assert isinstance(loaded, dict)
+        return loaded
+
+
+def copier(*args: str, cwd: Path, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+    return run(*COPIER, *args, cwd=cwd, env=env)
+
+
+def answers(project: Repo) -> dict[str, object]:
+    loaded = yaml.safe_load(project.read(".copier-answers.yml"))
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def added_lines(repo: Repo, base: str, head: str) -> dict[str, list[str]]:
+    """The lines `head` adds over `base`, file by file (what the user wrote)."""
+    diff = repo.git("diff", "--unified=0", "--no-renames", base, head)
+    lines: dict[str, list[str]] = {}
+    current = ""
+    for line in diff.splitlines():
+        if line.startswith("+++ "):
+            current = line[len("+++ b/") :]
+        elif line.startswith("+") and current:
+            lines.setdefault(current, []).append(line[1:])
+    return lines
+
+
+def lost_lines(repo: Repo, wanted: Mapping[str, list[str]]) -> dict[str, list[str]]:
+    """Of `wanted`, the lines no longer in the working tree (order kept, duplicates counted)."""
+    lost: dict[str, list[str]] = {}
+    for rel, lines in wanted.items():
+        target = repo.path / rel
+        present = target.read_text(encoding="utf-8").splitlines() if target.exists() else []
+        remaining = list(present)
+        for line in lines:
+            if line in remaining:
+                remaining.remove(line)
+            else:
+                lost.setdefault(rel, []).append(line)
+    return lost
+
+
+def conflict_blocks(text: str) -> list[tuple[list[str], list[str]]]:
+    """(ours, theirs) for every inline conflict in `text`; fails on malformed markers."""
+    blocks = []
+    lines = iter(text.splitlines())
+    for line in lines:
+        if line != BEFORE:
+            assert not line.startswith(("<<<<<<<", ">>>>>>>")), f"stray marker {line!r}"
+            continue
+        ours, theirs = [], []
+        for inner in lines:
+            if inner == SEP:
+                break
+            ours.append(inner)
+        for inner in lines:
+            if inner == AFTER:
+                break
+            theirs.append(inner)
+        else:
+            raise AssertionError("conflict block without its closing marker")
+        blocks.append((ours, theirs))
+    return blocks
+
+
+def unmerged_paths(repo: Repo) -> list[str]:
+    return sorted(repo.git("diff", "--name-only", "--diff-filter=U").split())
+
+
+# --- the scenario: v1, a generated project, user edits, v2 --------------------
+
+
+@dataclass
+class Scenario:
+    template: TemplateRepo
+    project: Repo
+    generated: str  # the commit of the untouched v1 project
+    edited: str  # the commit with the user's edits
+    own_files: dict[str, str]  # files only the user wrote: path -> content
+    conflict_file: str  # both the user and v2 changed one line of it
+    conflict_user_line: str
+    conflict_template_line: str
+    arrivals: dict[str, str] = field(default_factory=dict)  # path -> line v2 brings in
+
+    @property
+    def user_lines(self) -> dict[str, list[str]]:
+        return added_lines(self.project, self.generated, self.edited)
+
+
+def heading_in_both(template_text: str, generated_text: str) -> str:
+    """A '## ' heading written verbatim in the template and present in the generated file."""
+    generated = set(generated_text.splitlines())
+    for line in template_text.splitlines():
+        if line.startswith("## ") and "{" not in line and line in generated:
+            return line
+    raise AssertionError("no plain '## ' heading shared by README.md.jinja and README.md")
+
+
+def values_file(project: Repo, slug: str) -> str:
+    chart_values = f"charts/{slug}/values.yaml"
+    return chart_values if (project.path / chart_values).is_file() else ".env.example"
+
+
+USER_CODE = '''
+
+def is_production(settings: Settings) -> bool:
+    """Owned by the service team: production gets stricter behaviour."""
+    return settings.environment == "production"
+'''
+
+USER_TEST = '''"""The service team's own test: the template never knew about it."""
+
+from {package}.core.settings import Settings, is_production
+
+
+def test_is_production() -> None:
+    assert is_production(Settings(_env_file=None, environment="production"))
+    assert not is_production(Settings(_env_file=None))
+'''
+
+TEMPLATE_V2_CODE = '''
+
+def template_generation() -> int:
+    """Added in template v2: which major version of the template wrote this service."""
+    return 2
+'''
+
+TEMPLATE_V2_MAKE = """
+outdated: ## List dependencies with newer releases (template v2)
+\t$(UV) pip list --outdated
+"""
+
+
+def build_scenario(tmp: Path, data: Mapping[str, str] | None = None) -> Scenario:
+    env = isolated_git_env(tmp)
+    template = TemplateRepo.create(tmp / "template", env)
+    data_args = [arg for k, v in (data or {}).items() for arg in ("--data", f"{k}={v}")]
+    copier("copy", "--trust", "--defaults", *data_args, str(template.path), "svc", cwd=tmp, env=env)
+    project = Repo(tmp / "svc", env)
+    assert (project.path / ".git").is_dir(), "the post-copy task should have run git init"
+    generated = project.commit("generated from svcgen v1.0.0")
+    given = answers(project)
+    package, slug = str(given["package_name"]), str(given["project_slug"])
+    assert given["_commit"] == "v1.0.0"
+    assert Path(str(given["_src_path"])) == template.path
+
+    # --- the user's edits: application code, config (chart values), README, own files
+    settings = f"src/{package}/core/settings.py"
+    project.append(settings, USER_CODE)
+    config = values_file(project, slug)
+    project.append(config, "# Owned by the billing team: see the runbook before changing.\n")
+    if config == ".env.example":
+        project.replace_line(config, "LOG_LEVEL=INFO", "LOG_LEVEL=DEBUG")
+    readme_heading = heading_in_both(
+        template.read("template/README.md.jinja"), project.read("README.md")
+    )
+    user_heading = readme_heading + " (billing team edition)"
+    project.replace_line("README.md", readme_heading, user_heading)
+    project.append("README.md", "\n## Runbook\n\nPage #billing-oncall; dashboards in Grafana.\n")
+    own_files = {
+        "tests/test_user_feature.py": USER_TEST.format(package=package),
+        "docs/decisions/0001-billing.md": "# 1. Billing owns this service\n\nAccepted.\n",
+    }
+    for rel, text in own_files.items():
+        project.write(rel, text)
+    edited = project.commit("the team's edits")
+
+    # --- template v2: changes in files the user never touched, in a file the user
+    # touched (other lines), and in the very line of README the user rewrote.
+    template.append("template/src/{{package_name}}/core/logging.py", TEMPLATE_V2_CODE)
+    template.append("template/Makefile.jinja", TEMPLATE_V2_MAKE)
+    settings_src = "template/src/{{package_name}}/core/settings.py.jinja"
+    template.write(
+        settings_src, "# Template v2: read once per process.\n" + template.read(settings_src)
+    )
+    template_heading = readme_heading + " (template v2)"
+    template.replace_line("template/README.md.jinja", readme_heading, template_heading)
+    template.release("v2.0.0")
+
+    return Scenario(
+        template=template,
+        project=project,
+        generated=generated,
+        edited=edited,
+        own_files=own_files,
+        conflict_file="README.md",
+        conflict_user_line=user_heading,
+        conflict_template_line=template_heading,
+        arrivals={
+            f"src/{package}/core/logging.py": "def template_generation() -> int:",
+            "Makefile": "outdated: ## List dependencies with newer releases (template v2)",
+            settings: "# Template v2: read once per process.",
+        },
+    )
+
+
+@pytest.fixture
+def scenario(tmp_path: Path) -> Scenario:
+    return build_scenario(tmp_path)
+
+
+def check_update(s: Scenario) -> dict[str, int]:
+    """Everything the update story promises, after the update ran; returns counts."""
+    project = s.project
+    assert answers(project)["_commit"] == "v2.0.0"
+
+    # The template change arrives: in untouched files and around the user's lines.
+    for rel, line in s.arrivals.items():
+        assert line in project.read(rel).splitlines(), f"v2's {line!r} did not reach {rel}"
+
+    # Every line the user wrote is still there.
+    wanted = s.user_lines
+    assert sum(map(len, wanted.values())) >= 10, "the scenario should edit a fair amount"
+    assert not lost_lines(project, wanted), f"user lines lost: {lost_lines(project, wanted)}"
+
+    # The user's own files are untouched.
+    for rel, text in s.own_files.items():
+        assert project.read(rel) == text, f"{rel} changed"
+
+    # The same-line conflict: marked inline with both sides, and reported to git as unmerged.
+    blocks = conflict_blocks(project.read(s.conflict_file))
+    assert len(blocks) == 1, blocks
+    ours, theirs = blocks[0]
+    assert s.conflict_user_line in ours
+    assert s.conflict_template_line in theirs
+    assert unmerged_paths(project) == [s.conflict_file]
+    # ... and nowhere else: every other file merged cleanly.
+    for rel in project.git("ls-files").split():
+        if rel != s.conflict_file:
+            assert not conflict_blocks(project.read(rel)), f"unexpected conflict in {rel}"
+    assert not list(project.path.rglob("*.rej"))
+    return {
+        "user_lines": sum(map(len, wanted.values())),
+        "files": len(wanted),
+    }
+
+
+# --- tests -----------------------------------------------------------------------
+
+
+def test_copier_update_brings_v2_and_keeps_every_user_line(scenario: Scenario) -> None:
+    result = copier(
+        "update", "--trust", "--defaults", cwd=scenario.project.path, env=scenario.project.env
+    )
+    assert "Updating to template version 2.0.0" in result.stderr
+    check_update(scenario)
