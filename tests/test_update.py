@@ -8,7 +8,9 @@ releases a v2.0.0 of the template and updates.
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -358,3 +360,104 @@ def test_copier_update_brings_v2_and_keeps_every_user_line(scenario: Scenario) -
     )
     assert "Updating to template version 2.0.0" in result.stderr
     check_update(scenario)
+
+
+# --- migrations ------------------------------------------------------------------
+
+JINJA_BLOCK = re.compile(r"{{.*?}}|{%.*?%}", re.DOTALL)
+
+
+def rename_answer_in_template(template: TemplateRepo, old: str, new: str) -> int:
+    """Rename the question `old` to `new` in copier.yml and every Jinja expression."""
+    word = re.compile(rf"\b{re.escape(old)}\b")
+    config = template.copier_yml()
+    assert old in config, f"copier.yml has no question {old!r}"
+    renamed = {
+        (new if key == old else key): (
+            yaml.safe_load(word.sub(new, yaml.safe_dump(value))) if key == old else value
+        )
+        for key, value in config.items()
+    }
+    template.write("copier.yml", yaml.safe_dump(renamed, sort_keys=False, allow_unicode=True))
+    uses = 0
+    for path in (template.path / "template").rglob("*.jinja"):
+        text = path.read_text(encoding="utf-8")
+        new_text = JINJA_BLOCK.sub(lambda m: word.sub(new, m.group(0)), text)
+        if new_text != text:
+            uses += 1
+            path.write_text(new_text, encoding="utf-8")
+    return uses
+
+
+def add_migration(template: TemplateRepo, migration: dict[str, object]) -> None:
+    config = template.copier_yml()
+    existing = config.get("_migrations") or []
+    assert isinstance(existing, list)
+    config["_migrations"] = [*existing, migration]
+    template.write("copier.yml", yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+
+
+@pytest.mark.parametrize("with_migration", [True, False], ids=["migrated", "no-migration"])
+def test_a_renamed_answer_keeps_the_users_value_through_a_migration(
+    tmp_path: Path, with_migration: bool
+) -> None:
+    env = isolated_git_env(tmp_path)
+    template = TemplateRepo.create(tmp_path / "template", env)
+    email = "billing-team@corp.example"
+    copier(
+        "copy", "--trust", "--defaults", "--data", f"author_email={email}",
+        str(template.path), "svc", cwd=tmp_path, env=env,
+    )  # fmt: skip
+    project = Repo(tmp_path / "svc", env)
+    project.commit("generated")
+    assert email in project.read("pyproject.toml")
+
+    # v2 renames the answer `author_email` to `owner_email`.
+    assert rename_answer_in_template(template, "author_email", "owner_email") >= 1
+    if with_migration:
+        add_migration(
+            template,
+            {
+                "version": "v2.0.0",
+                "when": "{{ _stage == 'before' }}",
+                "command": [
+                    "{{ _copier_python }}",
+                    "{{ _copier_conf.src_path }}/hooks/migrate.py",
+                    "rename-answer",
+                    "author_email",
+                    "owner_email",
+                ],
+            },
+        )
+    template.release("v2.0.0")
+
+    copier("update", "--trust", "--defaults", cwd=project.path, env=env)
+    updated = answers(project)
+    assert updated["_commit"] == "v2.0.0"
+    assert "author_email" not in updated
+    assert not unmerged_paths(project)
+    if with_migration:
+        # The user's answer carried over, and the files rendered from it kept it.
+        assert updated["owner_email"] == email
+        assert email in project.read("pyproject.toml")
+    else:
+        # Why the migration exists: without it the answer falls back to the default.
+        assert updated["owner_email"] == "platform@example.com"
+        assert email not in project.read("pyproject.toml")
+
+
+def test_migrate_rename_answer_is_idempotent(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("migrate", REPO / "hooks" / "migrate.py")
+    assert spec
+    assert spec.loader
+    migrate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migrate)
+    rename_answer = migrate.rename_answer
+    answers_file = tmp_path / ".copier-answers.yml"
+    answers_file.write_text("# header\n_commit: v1.0.0\nport: 9000\nportal: x\n", "utf-8")
+    rename_answer(answers_file, "port", "http_port")
+    assert (
+        answers_file.read_text("utf-8") == "# header\n_commit: v1.0.0\nhttp_port: 9000\nportal: x\n"
+    )
+    rename_answer(answers_file, "port", "http_port")  # already migrated: nothing happens
+    assert yaml.safe_load(answers_file.read_text("utf-8"))["http_port"] == 9000
