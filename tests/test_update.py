@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .support import REPO
+from .support import REPO, project_env
 
 COPIER = (sys.executable, "-m", "copier")
 BEFORE, SEP, AFTER = "<<<<<<< before updating", "=======", ">>>>>>> after updating"
@@ -461,3 +461,42 @@ def test_migrate_rename_answer_is_idempotent(tmp_path: Path) -> None:
     )
     rename_answer(answers_file, "port", "http_port")  # already migrated: nothing happens
     assert yaml.safe_load(answers_file.read_text("utf-8"))["http_port"] == 9000
+
+
+def keep_our_side(text: str) -> str:
+    """Resolve every inline conflict the way a team keeping its own line would."""
+    out: list[str] = []
+    side = None
+    for line in text.splitlines(keepends=True):
+        marker = line.rstrip("\n")
+        if marker == BEFORE:
+            side = "ours"
+        elif marker == SEP and side == "ours":
+            side = "theirs"
+        elif marker == AFTER and side == "theirs":
+            side = None
+        elif side != "theirs":
+            out.append(line)
+    return "".join(out)
+
+
+@pytest.mark.e2e
+def test_the_updated_project_passes_its_own_checks(scenario: Scenario) -> None:
+    project = scenario.project
+    copier("update", "--trust", "--defaults", cwd=project.path, env=project.env)
+    check_update(scenario)
+    resolved = keep_our_side(project.read(scenario.conflict_file))
+    project.write(scenario.conflict_file, resolved)
+    project.git("add", scenario.conflict_file)
+    assert not unmerged_paths(project)
+
+    env = {
+        **project_env(str(answers(project)["python_version"])),
+        "GIT_CONFIG_GLOBAL": project.env["GIT_CONFIG_GLOBAL"],
+        "PYTEST_ADDOPTS": "-v -p no:cacheprovider",
+    }
+    for target in ("install", "lint", "test"):
+        result = run("make", target, cwd=project.path, env=env)
+    # Lint covered the merged code; the team's own test ran and passed.
+    assert "test_user_feature.py::test_is_production PASSED" in result.stdout
+    assert " failed" not in result.stdout.splitlines()[-1]
