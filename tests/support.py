@@ -209,3 +209,18 @@ def service_env(services: Sequence[str], prefix: str) -> dict[str, str]:
     for service in services:
         env.update(LOCAL_SERVICES[service])
     return env
+
+
+def tool(name: str) -> str:
+    """Path of a verification tool from .tools/bin (scripts/install-tools.sh) or, for Debian ones
+    such as bwrap, from PATH. Missing: a failure in CI, a skip elsewhere."""
+    local = TOOLS_BIN / name
+    found = str(local) if local.exists() else shutil.which(name)
+    if found is None:
+        import pytest
+
+        message = f"{name} not found: run scripts/install-tools.sh"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
