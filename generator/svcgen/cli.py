@@ -1,27 +1,456 @@
-"""The `svcgen` command (minimal; the full wizard arrives with issue 7)."""
+"""The `svcgen` command: new, update, check, options."""
 
 from __future__ import annotations
 
+import json
+import sys
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
-import copier
 import typer
+from copier.errors import CopierError
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 
-from .template import template_source
+from . import __version__, checks, generating, updating
+from .questionnaire import InvalidAnswer, Questionnaire, display, questionnaire
+from .template import load_config, template_source
+from .wizard import Wizard
 
-app = typer.Typer(no_args_is_help=True, help="Generate production-ready Python services.")
+app = typer.Typer(
+    name="svcgen",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="Generate production-ready, cloud-native Python services, keep them up to date, "
+    "and audit any service repo against the cloud-native checklist.",
+)
+
+#: Exit codes: 1 failed or refused, 2 bad input, 130 interrupted (Ctrl-C).
+EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+STATUS_STYLE = {"PASS": "green", "WARN": "yellow", "FAIL": "bold red"}
+
+
+def _out() -> Console:
+    return Console(highlight=False, soft_wrap=False)
+
+
+def _err() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
+    _err().print(f"[bold red]error:[/] {escape(message)}")
+    raise typer.Exit(code)
+
+
+def _stdin_is_terminal() -> bool:
+    try:
+        return sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _parse_data(items: list[str] | None) -> dict[str, str]:
+    data: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            fail(f"--data expects KEY=VALUE, got {item!r}", EXIT_USAGE)
+        data[key.strip()] = value
+    return data
+
+
+def _load(
+    template: str | None, vcs_ref: str | None, dest: Path, operation: str = "copy"
+) -> tuple[str, Questionnaire]:
+    source = template or template_source()
+    try:
+        config = load_config(source, vcs_ref)
+    except (OSError, ValueError) as error:
+        fail(f"cannot read the template's questions: {error}", EXIT_USAGE)
+    return source, questionnaire(config, dest, operation)
+
+
+def _complete(name: str) -> Any:
+    """Shell completion for an option from the choices of copier.yml's question `name`."""
+
+    def complete(incomplete: str) -> list[str]:
+        try:
+            q = questionnaire(load_config(template_source()))
+            values = [str(c.value) for c in q.choices(q[name], {})]
+        except (OSError, ValueError, KeyError):
+            return []
+        return [v for v in values if v.startswith(incomplete)]
+
+    return complete
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"svcgen {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool | None,
+        typer.Option(
+            "--version",
+            "-V",
+            callback=version_callback,
+            is_eager=True,
+            help="Show the version and exit.",
+        ),
+    ] = None,
+) -> None:
+    """svcgen: a Copier template and CLI for cloud-native Python services."""
+
+
+# --- new --------------------------------------------------------------------------------
+
+
+def _summary(answers: dict[str, Any], dest: Path, files: list[str]) -> None:
+    out = _out()
+    table = Table(title=f"Project in {dest}", show_header=False, title_justify="left")
+    table.add_column("question", style="cyan")
+    table.add_column("answer")
+    for name, value in answers.items():
+        table.add_row(name, escape(display(value)))
+    out.print(table)
+    out.print(f"[bold]{len(files)} files[/] to create in {escape(str(dest))}:")
+    for file in files:
+        out.print(f"  {escape(file)}")
+
+
+def _next_steps(dest: Path, answers: dict[str, Any]) -> None:
+    try:
+        shown = dest.relative_to(Path.cwd())
+    except ValueError:
+        shown = dest
+    port = answers.get("port", 8000)
+    _out().print(
+        f"\n[bold green]Created[/] {escape(str(dest))}\n\nNext steps:\n"
+        f"  cd {escape(str(shown))}\n"
+        "  make install lint test        # environment in .venv, then ruff, mypy, pytest\n"
+        f"  make run                      # serves http://localhost:{port}/health/ready\n"
+        '  git add -A && git commit -m "Generated with svcgen"\n'
+        "  svcgen check .                # the cloud-native checklist\n"
+        "  svcgen update                 # later: bring in template changes"
+    )
 
 
 @app.command()
 def new(
-    dest: Annotated[Path, typer.Argument(help="Where to create the project")],
-    defaults: Annotated[bool, typer.Option("--defaults", "--yes", help="Accept defaults")] = False,
+    dest: Annotated[
+        Path | None,
+        typer.Argument(help="Folder to create (default: ./<project_slug>).", show_default=False),
+    ] = None,
+    framework: Annotated[
+        str | None,
+        typer.Option(
+            "--framework",
+            "-f",
+            help="Web framework (see `svcgen options`).",
+            autocompletion=_complete("framework"),
+        ),
+    ] = None,
+    service: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--service",
+            "-s",
+            help="A backing service to attach; repeat for more.",
+            autocompletion=_complete("services"),
+        ),
+    ] = None,
+    data: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--data", "-d", metavar="KEY=VALUE", help="Answer any question; repeat for more."
+        ),
+    ] = None,
+    defaults: Annotated[
+        bool,
+        typer.Option(
+            "--defaults",
+            "--yes",
+            "-y",
+            help="Take the default for every question not given; ask nothing.",
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Show the answers and the files to create, create nothing."),
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Generate into a folder that is not empty (template files replace yours).",
+        ),
+    ] = False,
+    template: Annotated[
+        str | None,
+        typer.Option(
+            "--template",
+            help="Template: a folder or git URL (default: $SVCGEN_TEMPLATE or svcgen's own).",
+            show_default=False,
+        ),
+    ] = None,
+    vcs_ref: Annotated[
+        str | None,
+        typer.Option(
+            "--vcs-ref",
+            help="Template git ref (default: newest release tag, else HEAD with local changes).",
+        ),
+    ] = None,
 ) -> None:
-    """Generate a new service into DEST."""
-    copier.run_copy(template_source(), str(dest), defaults=defaults, unsafe=True)
+    """Generate a new service: a wizard, or flags for scripts.
+
+    Questions, help, choices, defaults and rules come from the template's copier.yml.
+    When stdin is not a terminal (or with --defaults) nothing is asked: questions not
+    given take their defaults. Invalid input exits 2 with the rule it broke; Ctrl-C
+    exits 130; either way nothing is created.
+    """
+    interactive = not defaults and _stdin_is_terminal()
+    given: dict[str, Any] = dict(_parse_data(data))
+    if framework is not None:
+        given["framework"] = framework
+    if service:
+        if "services" in given:
+            fail("give services with --service or --data services=..., not both", EXIT_USAGE)
+        given["services"] = list(service)
+
+    def refuse_occupied(path: Path) -> None:
+        if path.exists() and not path.is_dir():
+            fail(f"{path} exists and is not a folder", EXIT_USAGE)
+        if path.exists() and not generating.is_empty_dir(path) and not force and not dry_run:
+            fail(f"{path} is not empty: choose another folder or pass --force", EXIT_USAGE)
+
+    if dest is not None:
+        dest = dest.expanduser().absolute()
+        refuse_occupied(dest)
+    try:
+        source, q = _load(template, vcs_ref, dest or Path.cwd() / "project")
+        if not interactive and not defaults:
+            _err().print("stdin is not a terminal: questions not given take their defaults")
+        try:
+            answers = q.resolve(given, Wizard(q) if interactive else None)
+        except InvalidAnswer as error:
+            fail(f"invalid {error.name}: {error.rule}", EXIT_USAGE)
+        if dest is None:
+            dest = Path.cwd() / str(answers.get("project_slug", "project"))
+            refuse_occupied(dest)
+        with generating.staging(dest, near=not dry_run) as target:
+            try:
+                generating.render(source, target, answers, vcs_ref=vcs_ref, skip_tasks=dry_run)
+            except ValueError as error:  # Copier's own validation
+                fail(str(error), EXIT_USAGE)
+            except Exception as error:  # a template bug, a failing task, a full disk...
+                fail(f"generation failed: {type(error).__name__}: {error}")
+            _summary(answers, dest, generating.files_of(target))
+            if dry_run:
+                _out().print("[yellow]Dry run:[/] nothing was created.")
+                return
+            if interactive and not Wizard(q).confirm(f"Create {dest}?"):
+                fail("cancelled: nothing was created")
+            generating.move_into_place(target, dest)
+    except KeyboardInterrupt:
+        _err().print("\n[yellow]Interrupted:[/] nothing was created.")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    _next_steps(dest, answers)
 
 
-@app.callback()
-def main() -> None:
-    """svcgen: a Copier template and CLI for cloud-native Python services."""
+# --- update -----------------------------------------------------------------------------
+
+
+class ConflictMode(StrEnum):
+    inline = "inline"
+    rej = "rej"
+
+
+def _typed_update_data(data: dict[str, str], answers: dict[str, Any], path: Path) -> dict[str, Any]:
+    """--data values typed by the template's questions (Copier gets real lists and ints)."""
+    if not data:
+        return {}
+    source = str(answers.get("_src_path", ""))
+    try:
+        q = questionnaire(load_config(source), path, "update")
+    except (OSError, ValueError):
+        return dict(data)
+    known = {question.name for question in q.questions}
+    typed: dict[str, Any] = {}
+    for key, raw in data.items():
+        if key not in known:
+            fail(
+                f"invalid {key}: is not a question of this template (see `svcgen options`)",
+                EXIT_USAGE,
+            )
+        try:
+            typed[key] = q.check(q[key], raw, {**answers, **typed})
+        except InvalidAnswer as error:
+            fail(f"invalid {error.name}: {error.rule}", EXIT_USAGE)
+    return typed
+
+
+@app.command()
+def update(
+    path: Annotated[Path, typer.Argument(help="The generated repo.")] = Path("."),
+    conflict: Annotated[
+        ConflictMode,
+        typer.Option("--conflict", help="Mark conflicts inline (<<<<<<<) or in .rej files."),
+    ] = ConflictMode.inline,
+    data: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--data",
+            "-d",
+            metavar="KEY=VALUE",
+            help="Change an answer, e.g. --data services=postgres,redis.",
+        ),
+    ] = None,
+    defaults: Annotated[
+        bool,
+        typer.Option("--defaults", "--yes", "-y", help="Keep every other answer; ask nothing."),
+    ] = False,
+    vcs_ref: Annotated[
+        str | None,
+        typer.Option(
+            "--vcs-ref", help="Template git ref to update to (default: newest release tag)."
+        ),
+    ] = None,
+) -> None:
+    """Bring a generated repo up to date with its template (Copier's update).
+
+    Refuses when the git tree has uncommitted changes or the repo was not generated by
+    this template. Your edits are kept; where you and the template changed the same
+    lines, conflicts are marked and listed. Exits 0 once updated, conflicts or not.
+    """
+    path = path.expanduser().absolute()
+    interactive = not defaults and _stdin_is_terminal()
+    try:
+        answers = updating.read_answers(path)
+        updating.ensure_clean(path)
+        typed = _typed_update_data(_parse_data(data), answers, path)
+        outcome = updating.update(
+            path, data=typed, conflict=conflict.value, interactive=interactive, vcs_ref=vcs_ref
+        )
+    except updating.Refused as error:
+        fail(f"refusing to update: {error}")
+    except KeyboardInterrupt:
+        _err().print("\n[yellow]Interrupted.[/] Check `git status` before retrying.")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except (CopierError, ValueError) as error:
+        fail(f"update failed: {error}")
+    out = _out()
+    before, after = outcome.answers_before.get("_commit"), outcome.answers_after.get("_commit")
+    out.print(f"[bold green]Updated[/] {escape(str(path))}: template {before} → {after}")
+    changed = {
+        k: v
+        for k, v in outcome.answers_after.items()
+        if not k.startswith("_") and outcome.answers_before.get(k) != v
+    }
+    for key, value in changed.items():
+        old = display(outcome.answers_before.get(key))
+        out.print(f"  {key}: {escape(old)} → {escape(display(value))}")
+    if outcome.conflicts:
+        kind = "conflict markers" if conflict is ConflictMode.inline else ".rej files"
+        out.print(
+            f"[bold yellow]{len(outcome.conflicts)} file(s) with {kind}[/] — resolve, then commit:"
+        )
+        for file in outcome.conflicts:
+            out.print(f"  {escape(file)}")
+    else:
+        out.print("No conflicts. Review with `git diff`, then commit.")
+
+
+# --- check ------------------------------------------------------------------------------
+
+
+@app.command()
+def check(
+    path: Annotated[
+        Path, typer.Argument(help="Repo to audit (any service, not only ours).")
+    ] = Path("."),
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Audit a service repo against the cloud-native checklist.
+
+    Config from the environment, no secrets, health endpoints, JSON logs, graceful
+    shutdown, a hardened image, Kubernetes probes/resources/securityContext/HPA/PDB/
+    NetworkPolicy, CI with tests. Exits 0 when nothing FAILs, 1 otherwise.
+    """
+    if not path.is_dir():
+        fail(f"{path} is not a folder", EXIT_USAGE)
+    results = checks.audit(path)
+    ok = checks.passed(results)
+    counts = {s: sum(r.status == s for r in results) for s in ("PASS", "WARN", "FAIL")}
+    if as_json:
+        report = {
+            "path": str(path.resolve()),
+            "passed": ok,
+            "summary": counts,
+            "checks": [r.as_dict() for r in results],
+        }
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        table = Table(title=f"Cloud-native checklist: {path.resolve()}", title_justify="left")
+        table.add_column("status", no_wrap=True)
+        table.add_column("check", no_wrap=True)
+        table.add_column("reason")
+        table.add_column("file", overflow="fold")
+        for r in results:
+            style = STATUS_STYLE[r.status]
+            table.add_row(f"[{style}]{r.status}[/]", r.title, escape(r.reason), escape(r.file))
+        out = _out()
+        out.print(table)
+        out.print(f"{counts['PASS']} passed, {counts['WARN']} warnings, {counts['FAIL']} failed")
+    raise typer.Exit(0 if ok else EXIT_FAILED)
+
+
+# --- options ----------------------------------------------------------------------------
+
+
+@app.command()
+def options(
+    template: Annotated[
+        str | None,
+        typer.Option("--template", help="Template (default: svcgen's own).", show_default=False),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List the template's questions, their choices and defaults (from copier.yml)."""
+    _, q = _load(template, None, Path.cwd() / "project")
+    rows = []
+    for question in q.questions:
+        choices = q.choices(question, {})
+        rows.append(
+            {
+                "name": question.name,
+                "type": question.type,
+                "multiselect": question.multiselect,
+                "default": question.default,
+                "choices": [{"label": c.label, "value": c.value} for c in choices],
+                "help": question.help,
+            }
+        )
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title="Questions (answer with --data KEY=VALUE)", title_justify="left")
+    for column in ("key", "type", "default", "values", "help"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        values = ", ".join(str(c["value"]) for c in row["choices"])
+        kind = f"{row['type']} (many)" if row["multiselect"] else str(row["type"])
+        table.add_row(
+            row["name"], kind, escape(display(row["default"])), values, escape(str(row["help"]))
+        )
+    _out().print(table)
+
+
+# More commands register below, one line each (e.g. `app.command()(rehearse.rehearse)`).
