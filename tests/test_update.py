@@ -500,3 +500,65 @@ def test_the_updated_project_passes_its_own_checks(scenario: Scenario) -> None:
     # Lint covered the merged code; the team's own test ran and passed.
     assert "test_user_feature.py::test_is_production PASSED" in result.stdout
     assert " failed" not in result.stdout.splitlines()[-1]
+
+
+# --- changing an answer on update ------------------------------------------------
+
+
+def tree(root: Path) -> dict[str, str]:
+    """Text of every file under `root` except git's and the answers file."""
+    return {
+        path.relative_to(root).as_posix(): path.read_text(encoding="utf-8")
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and ".git" not in path.relative_to(root).parts
+        and path.name != ".copier-answers.yml"
+    }  # fmt: skip
+
+
+def test_adding_redis_on_update_brings_in_its_wiring_and_keeps_user_edits(
+    tmp_path: Path,
+) -> None:
+    env = isolated_git_env(tmp_path)
+    template = TemplateRepo.create(tmp_path / "template", env)
+    src = str(template.path)
+    copier("copy", "--trust", "--defaults", src, "svc", cwd=tmp_path, env=env)
+    redis = '--data=services=["redis"]'
+    copier("copy", "--trust", "--defaults", redis, src, "reference", cwd=tmp_path, env=env)
+    project = Repo(tmp_path / "svc", env)
+    generated = project.commit("generated without backing services")
+    assert "cache.py" not in project.git("ls-files")
+
+    package, slug = str(answers(project)["package_name"]), str(answers(project)["project_slug"])
+    project.append(f"src/{package}/core/settings.py", USER_CODE)
+    project.append("README.md", "\n## Runbook\n\nPage #billing-oncall.\n")
+    own = {"docs/runbook.md": "# Runbook\n\nRestart with `kubectl rollout restart`.\n"}
+    for rel, text in own.items():
+        project.write(rel, text)
+    edited = project.commit("the team's edits")
+    user_lines = added_lines(project, generated, edited)
+
+    copier("update", "--trust", "--defaults", redis, cwd=project.path, env=env)
+
+    assert answers(project)["services"] == ["redis"]
+    assert answers(project)["_commit"] == "v1.0.0"
+    assert not unmerged_paths(project)
+    assert not lost_lines(project, user_lines)
+    # The project now is what a fresh generation with Redis gives, plus the team's edits.
+    updated, reference = tree(project.path), tree(tmp_path / "reference")
+    assert set(updated) == set(reference) | set(own)
+    for rel, text in reference.items():
+        if rel in user_lines:
+            assert not lost_lines(project, {rel: text.splitlines()}), rel
+        else:
+            assert updated[rel] == text, f"{rel} differs from a fresh generation with Redis"
+
+    # The pieces the Redis option stands for, by name.
+    assert f"src/{package}/core/cache.py" in updated
+    assert re.search(r"^\s+redis_url: ", updated[f"src/{package}/core/settings.py"], re.M)
+    compose = yaml.safe_load(updated["docker-compose.yml"])
+    assert "redis" in compose["services"]
+    assert "REDIS_URL" in updated[f"charts/{slug}/values.yaml"]
+    ci = yaml.safe_load(updated[".github/workflows/ci.yml"])
+    containers = [job.get("services", {}) for job in ci["jobs"].values()]
+    assert any("redis" in services for services in containers), "no Redis service container"
+    assert '"redis' in updated["pyproject.toml"]
