@@ -315,7 +315,14 @@ def scenario(tmp_path: Path) -> Scenario:
     return build_scenario(tmp_path)
 
 
-def check_update(s: Scenario) -> dict[str, int]:
+def rejected_lines(repo: Repo, rel: str) -> list[str]:
+    """The lines a `.rej` file of `rel` would add (the user's side of a rejected hunk)."""
+    rej = repo.path / f"{rel}.rej"
+    text = rej.read_text(encoding="utf-8") if rej.exists() else ""
+    return [line[1:] for line in text.splitlines() if line.startswith("+") and line[:4] != "+++ "]
+
+
+def check_update(s: Scenario, conflict: str = "inline") -> dict[str, int]:
     """Everything the update story promises, after the update ran; returns counts."""
     project = s.project
     assert answers(project)["_commit"] == "v2.0.0"
@@ -324,31 +331,50 @@ def check_update(s: Scenario) -> dict[str, int]:
     for rel, line in s.arrivals.items():
         assert line in project.read(rel).splitlines(), f"v2's {line!r} did not reach {rel}"
 
-    # Every line the user wrote is still there.
-    wanted = s.user_lines
-    assert sum(map(len, wanted.values())) >= 10, "the scenario should edit a fair amount"
-    assert not lost_lines(project, wanted), f"user lines lost: {lost_lines(project, wanted)}"
-
     # The user's own files are untouched.
     for rel, text in s.own_files.items():
         assert project.read(rel) == text, f"{rel} changed"
 
-    # The same-line conflict: marked inline with both sides, and reported to git as unmerged.
-    blocks = conflict_blocks(project.read(s.conflict_file))
-    assert len(blocks) == 1, blocks
-    ours, theirs = blocks[0]
-    assert s.conflict_user_line in ours
-    assert s.conflict_template_line in theirs
-    assert unmerged_paths(project) == [s.conflict_file]
-    # ... and nowhere else: every other file merged cleanly.
-    for rel in project.git("ls-files").split():
+    wanted = s.user_lines
+    assert sum(map(len, wanted.values())) >= 10, "the scenario should edit a fair amount"
+    tracked = project.git("ls-files").splitlines()
+    if conflict == "inline":
+        # Every line the user wrote is still in the tree.
+        assert not lost_lines(project, wanted), f"user lines lost: {lost_lines(project, wanted)}"
+        # The same-line conflict: marked inline with both sides, and unmerged for git.
+        blocks = conflict_blocks(project.read(s.conflict_file))
+        assert len(blocks) == 1, blocks
+        ours, theirs = blocks[0]
+        assert s.conflict_user_line in ours
+        assert s.conflict_template_line in theirs
+        assert unmerged_paths(project) == [s.conflict_file]
+        assert not list(project.path.rglob("*.rej"))
+    else:
+        # The conflicting hunk is left in `<file>.rej`, which git shows as untracked.
+        rel = s.conflict_file
+        assert s.conflict_user_line in rejected_lines(project, rel)
+        assert s.conflict_template_line in project.read(rel).splitlines()
+        kept = lost_lines(project, wanted)
+        if rel in kept:
+            kept[rel] = [line for line in kept[rel] if line not in rejected_lines(project, rel)]
+        assert not any(kept.values()), f"user lines lost: {kept}"
+        status = project.git("status", "--porcelain", "--untracked-files=all").splitlines()
+        assert f"?? {rel}.rej" in status
+    # ... and no other file conflicts: everything else merged cleanly.
+    for rel in tracked:
         if rel != s.conflict_file:
             assert not conflict_blocks(project.read(rel)), f"unexpected conflict in {rel}"
-    assert not list(project.path.rglob("*.rej"))
-    return {
-        "user_lines": sum(map(len, wanted.values())),
-        "files": len(wanted),
-    }
+    return {"user_lines": sum(map(len, wanted.values())), "files": len(wanted)}
+
+
+def svcgen_update(
+    project: Repo, *, data: Mapping[str, str] | None = None, conflict: str = "inline"
+) -> subprocess.CompletedProcess[str]:
+    svcgen = Path(sys.executable).parent / "svcgen"
+    assert svcgen.is_file(), f"{svcgen} missing: install the repo (`make install`)"
+    data_args = [arg for k, v in (data or {}).items() for arg in ("--data", f"{k}={v}")]
+    args = ["update", str(project.path), "--defaults", "--conflict", conflict, *data_args]
+    return run(str(svcgen), *args, cwd=project.path, env=project.env)
 
 
 # --- tests -----------------------------------------------------------------------
@@ -360,6 +386,20 @@ def test_copier_update_brings_v2_and_keeps_every_user_line(scenario: Scenario) -
     )
     assert "Updating to template version 2.0.0" in result.stderr
     check_update(scenario)
+
+
+@pytest.mark.parametrize("conflict", ["inline", "rej"])
+def test_svcgen_update_brings_v2_keeps_every_user_line_and_reports_the_conflict(
+    scenario: Scenario, conflict: str
+) -> None:
+    result = svcgen_update(scenario.project, conflict=conflict)
+    check_update(scenario, conflict)
+    report = result.stdout
+    assert "v1.0.0 → v2.0.0" in report
+    kind = "conflict markers" if conflict == "inline" else ".rej files"
+    assert f"1 file(s) with {kind}" in " ".join(report.split())
+    reported = scenario.conflict_file + (".rej" if conflict == "rej" else "")
+    assert reported in report.split()
 
 
 # --- migrations ------------------------------------------------------------------
