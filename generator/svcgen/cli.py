@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from . import __version__, checks, generating, updating
+from . import __version__, checks, generating, rehearse, updating
 from .questionnaire import InvalidAnswer, Questionnaire, display, questionnaire
 from .template import load_config, template_source
 from .wizard import Wizard
@@ -454,3 +454,4 @@ def options(
 
 
 # More commands register below, one line each (e.g. `app.command()(rehearse.rehearse)`).
+app.command()(rehearse.rehearse)
