@@ -555,8 +555,9 @@ def tree(root: Path) -> dict[str, str]:
     }  # fmt: skip
 
 
+@pytest.mark.parametrize("updater", ["copier", "svcgen"])
 def test_adding_redis_on_update_brings_in_its_wiring_and_keeps_user_edits(
-    tmp_path: Path,
+    tmp_path: Path, updater: str
 ) -> None:
     env = isolated_git_env(tmp_path)
     template = TemplateRepo.create(tmp_path / "template", env)
@@ -577,7 +578,11 @@ def test_adding_redis_on_update_brings_in_its_wiring_and_keeps_user_edits(
     edited = project.commit("the team's edits")
     user_lines = added_lines(project, generated, edited)
 
-    copier("update", "--trust", "--defaults", redis, cwd=project.path, env=env)
+    if updater == "copier":
+        copier("update", "--trust", "--defaults", redis, cwd=project.path, env=env)
+    else:
+        report = svcgen_update(project, data={"services": "redis"}).stdout
+        assert re.search(r"^\s*services: .+ → redis$", report, re.M), report
 
     assert answers(project)["services"] == ["redis"]
     assert answers(project)["_commit"] == "v1.0.0"
