@@ -607,3 +607,38 @@ def test_adding_redis_on_update_brings_in_its_wiring_and_keeps_user_edits(
     containers = [job.get("services", {}) for job in ci["jobs"].values()]
     assert any("redis" in services for services in containers), "no Redis service container"
     assert '"redis' in updated["pyproject.toml"]
+
+
+# --- files the user owns -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("skipped", [True, False], ids=["skip-if-exists", "not-listed"])
+def test_the_users_env_file_survives_a_template_that_starts_shipping_one(
+    tmp_path: Path, skipped: bool
+) -> None:
+    env = isolated_git_env(tmp_path)
+    template = TemplateRepo.create(tmp_path / "template", env)
+    skip_if_exists = template.copier_yml()["_skip_if_exists"]
+    assert isinstance(skip_if_exists, list)
+    assert ".env" in skip_if_exists
+    copier("copy", "--trust", "--defaults", str(template.path), "svc", cwd=tmp_path, env=env)
+    project = Repo(tmp_path / "svc", env)
+    project.commit("generated")
+    secrets = "DATABASE_URL=postgresql://billing:s3cret@db/billing\n"
+    project.write(".env", secrets)  # git-ignored: never committed, only on this machine
+    assert ".env" not in project.git("status", "--porcelain")
+
+    # v2 ships a starter .env; a template that forgot `_skip_if_exists` would clobber it.
+    template.write("template/.env.jinja", "PORT={{ port }}\n")
+    if not skipped:
+        config = template.copier_yml()
+        config["_skip_if_exists"] = []
+        template.write("copier.yml", yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+    template.release("v2.0.0")
+
+    copier("update", "--trust", "--defaults", cwd=project.path, env=env)
+    assert answers(project)["_commit"] == "v2.0.0"
+    if skipped:
+        assert project.read(".env") == secrets
+    else:
+        assert project.read(".env") == "PORT=8000\n"  # the user's secrets are gone
