@@ -1,0 +1,514 @@
+"""`svcgen rehearse`: the chart's pods run locally as a kubelet would run them.
+
+Unit tests pin the Kubernetes semantics (environment, command, sandbox mounts); the e2e tests
+rehearse every combination with default and production values against this machine's
+PostgreSQL, Redis and RabbitMQ, and prove that each seam between chart and app is caught.
+
+All rehearsals bind the app's port (8000) on the host network, so they take turns (a lock per
+port inside `svcgen rehearse`); they share one xdist group so that one worker runs them one
+after another while the other worker runs the rest of the suite.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from svcgen.dockerfile import Image, effective_command, parse_dockerfile
+from svcgen.kubeenv import ConfigObjects, EnvError, PodFacts, build_env, expand
+from svcgen.rehearse import ImageStandIn, Options, Report, run_rehearsal
+from svcgen.sandbox import SandboxSpec, bwrap_argv
+
+from .conftest import ProjectFactory
+from .support import LOCAL_SERVICES, Project, combo_id, matrix, tool
+
+REHEARSAL = [pytest.mark.e2e, pytest.mark.xdist_group("rehearse-port")]
+PROBE_SECONDS = 2.0
+
+# --- unit: the Dockerfile and Kubernetes' command/args ------------------------------------------
+
+DOCKERFILE = """\
+# syntax=docker/dockerfile:1
+ARG PY=3.12
+FROM python:${PY}-slim AS builder
+ENV UV_PROJECT_ENVIRONMENT=/app/.venv
+WORKDIR /app
+CMD ["never", "used"]
+
+FROM python:${PY}-slim AS runtime
+ARG VERSION=1.0
+ENV PYTHONUNBUFFERED=1 \\
+    VIRTUAL_ENV=/app/.venv \\
+    PATH=/app/.venv/bin:$PATH \\
+    APP_VERSION=${VERSION}
+WORKDIR /app
+COPY --from=builder /app/.venv /app/.venv
+USER 10001:10002
+ENTRYPOINT ["python", "-m", "svc"]
+CMD ["serve"]
+"""
+
+
+def test_dockerfile_final_stage(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text(DOCKERFILE)
+    image = parse_dockerfile(tmp_path / "Dockerfile")
+    assert image.entrypoint == ["python", "-m", "svc"]
+    assert image.cmd == ["serve"]
+    assert image.env["PATH"].startswith("/app/.venv/bin:/usr/local/sbin:")
+    assert image.env["APP_VERSION"] == "1.0"
+    assert "UV_PROJECT_ENVIRONMENT" not in image.env  # builder stage only
+    assert (image.workdir, image.uid, image.gid) == ("/app", 10001, 10002)
+    assert image.copies == ["/app/.venv"]
+
+
+def test_dockerfile_shell_form_and_entrypoint_resets_inherited_cmd(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text(
+        'FROM python:3.12 AS base\nCMD ["base"]\nFROM base\nENTRYPOINT exec gunicorn app\n'
+    )
+    image = parse_dockerfile(tmp_path / "Dockerfile")
+    assert image.entrypoint == ["/bin/sh", "-c", "exec gunicorn app"]
+    assert image.cmd == []
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "expected"),
+    [
+        (None, None, ["python", "-m", "svc", "serve"]),
+        (None, ["migrate"], ["python", "-m", "svc", "migrate"]),
+        (["python", "-m", "svc.worker"], None, ["python", "-m", "svc.worker"]),
+        (["sh", "-c"], ["echo hi"], ["sh", "-c", "echo hi"]),
+    ],
+)
+def test_kubernetes_command_and_args_semantics(
+    command: list[str] | None, args: list[str] | None, expected: list[str]
+) -> None:
+    image = Image(entrypoint=["python", "-m", "svc"], cmd=["serve"])
+    assert effective_command(image, command, args) == expected
+
+
+def test_image_paths_map_to_the_project(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text(DOCKERFILE)
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / "src").mkdir()
+    stand_in = ImageStandIn(tmp_path, parse_dockerfile(tmp_path / "Dockerfile"))
+    assert stand_in.map_value("/app/.venv/bin:/usr/bin") == f"{tmp_path}/.venv/bin:/usr/bin"
+    assert stand_in.map_value("postgresql://u:p@db/app") == "postgresql://u:p@db/app"
+    assert stand_in.map_argv(["/usr/local/bin/python3.12", "-m", "svc"], "")[0] == str(
+        tmp_path / ".venv" / "bin" / "python"
+    )
+    # The workdir shows what the image holds there: the venv and the package, not .env & co.
+    assert stand_in.workdir_view() == (
+        str(tmp_path),
+        [str(tmp_path / ".venv"), str(tmp_path / "src")],
+    )
+
+
+# --- unit: the environment, as the kubelet builds it ---------------------------------------------
+
+OBJECTS = [
+    {"kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"PORT": "8000", "HOST": "0.0.0.0"}},
+    {
+        "kind": "Secret",
+        "metadata": {"name": "sec"},
+        "data": {"TOKEN": base64.b64encode(b"s3cret").decode(), "OLD": "b2xk"},
+        "stringData": {"OLD": "new"},
+    },
+]
+
+
+def env_of(container: dict[str, Any]) -> dict[str, str]:
+    objects = ConfigObjects.from_manifests(OBJECTS, "apps")
+    return build_env(container, objects, PodFacts(name="web-0", namespace="apps")).values
+
+
+def test_env_from_values_refs_and_expansion() -> None:
+    env = env_of(
+        {
+            "envFrom": [
+                {"configMapRef": {"name": "cfg"}},
+                {"secretRef": {"name": "sec"}, "prefix": "S_"},
+            ],
+            "env": [
+                {"name": "PORT", "value": "9000"},  # env wins over envFrom
+                {"name": "URL", "value": "http://$(HOST):$(PORT)/$(NOPE)$$(HOST)"},
+                {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "sec", "key": "TOKEN"}}},
+                {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                {"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                {
+                    "name": "GONE",
+                    "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "X", "optional": True}},
+                },
+            ],
+        }
+    )
+    assert env["PORT"] == "9000"
+    assert env["URL"] == "http://0.0.0.0:9000/$(NOPE)$(HOST)"
+    assert env["TOKEN"] == "s3cret"  # base64-decoded
+    assert env["S_OLD"] == "new"  # stringData wins over data
+    assert (env["POD"], env["NS"]) == ("web-0", "apps")
+    assert "GONE" not in env
+
+
+def test_resource_field_ref_rounds_up() -> None:
+    env = env_of(
+        {
+            "resources": {"limits": {"cpu": "1500m", "memory": "512Mi"}},
+            "env": [
+                {"name": "CPUS", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu"}}},
+                {
+                    "name": "MEM_MI",
+                    "valueFrom": {
+                        "resourceFieldRef": {"resource": "limits.memory", "divisor": "1Mi"}
+                    },
+                },
+            ],
+        }
+    )
+    assert (env["CPUS"], env["MEM_MI"]) == ("2", "512")
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        (
+            {"name": "T", "valueFrom": {"secretKeyRef": {"name": "sec", "key": "token"}}},
+            "couldn't find key token in Secret apps/sec",
+        ),
+        (
+            {"name": "T", "valueFrom": {"secretKeyRef": {"name": "nope", "key": "T"}}},
+            'secret "nope" not found',
+        ),
+        (
+            {"name": "P", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "port"}}},
+            "couldn't find key port in ConfigMap apps/cfg",
+        ),
+    ],
+)
+def test_missing_keys_are_errors_as_in_kubernetes(entry: dict[str, Any], message: str) -> None:
+    with pytest.raises(EnvError, match=message):
+        env_of({"env": [entry]})
+
+
+def test_missing_envfrom_source_is_an_error_unless_optional() -> None:
+    with pytest.raises(EnvError, match='configmap "other" not found'):
+        env_of({"envFrom": [{"configMapRef": {"name": "other"}}]})
+    assert env_of({"envFrom": [{"configMapRef": {"name": "other", "optional": True}}]}) == {}
+
+
+def test_expand_leaves_unknown_and_unterminated_references() -> None:
+    assert expand("$(A)-$(B)-$$-$(A", {"A": "a"}) == "a-$(B)-$-$(A"
+
+
+# --- unit: the sandbox ---------------------------------------------------------------------------
+
+
+def test_bwrap_mounts_emptydirs_and_keeps_the_project_visible(tmp_path: Path) -> None:
+    spec = SandboxSpec(
+        argv=["python", "-m", "svc"],
+        env={"PATH": "/usr/bin"},
+        cwd=str(tmp_path),
+        uid=10001,
+        gid=10001,
+        tmpfs={"/tmp": 64 * 2**20},
+        workdir=str(tmp_path),
+        image_paths=[str(tmp_path / ".venv")],
+        keep=[str(tmp_path / ".venv")],
+    )
+    argv = bwrap_argv(spec, "bwrap", 3)
+    joined = " ".join(argv)
+    assert "--uid 10001 --gid 10001" in joined
+    assert "--cap-drop ALL" in joined
+    assert f"--size {64 * 2**20} --tmpfs /tmp" in joined
+    # /tmp first, then the workdir tmpfs, then the venv bound into it; read-only at the end
+    order = [argv.index("/tmp"), argv.index(str(tmp_path)), argv.index(str(tmp_path / ".venv"))]
+    assert order == sorted(order)
+    assert argv[argv.index("--remount-ro") + 1] == str(tmp_path)
+    assert argv[-3:] == ["python", "-m", "svc"]
+
+
+def test_report_fails_on_any_failed_step() -> None:
+    out = io.StringIO()
+    report = Report(out)
+    report.add(True, "Deployment/web", "startup", "ok")
+    report.info("Deployment/web", "note", "information only")
+    assert report.ok
+    report.add(False, "Deployment/web", "liveness", "GET /healthz -> 404")
+    assert not report.ok
+    assert out.getvalue().splitlines()[-1].startswith("FAIL  Deployment/web")
+
+
+# --- e2e: every combination, default and production values ----------------------------------------
+
+
+def _pg_admin(project: Project, sql: str) -> None:
+    project.run(
+        str(project.python),
+        "-c",
+        "import sys, psycopg\n"
+        "with psycopg.connect(sys.argv[1], autocommit=True) as c: c.execute(sys.argv[2])",
+        LOCAL_SERVICES["postgres"]["DATABASE_URL"],
+        sql,
+    )
+
+
+def _delete_queue(project: Project, queue: str) -> None:
+    project.run(
+        str(project.python),
+        "-c",
+        "import asyncio, sys, aio_pika\n"
+        "async def main():\n"
+        "    async with await aio_pika.connect(sys.argv[1]) as connection:\n"
+        "        await (await connection.channel()).queue_delete(sys.argv[2])\n"
+        "asyncio.run(main())",
+        LOCAL_SERVICES["rabbitmq"]["AMQP_URL"],
+        queue,
+    )
+
+
+@pytest.fixture
+def isolation(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+    """Per-test names on the shared servers: a fresh database, queue and key prefix."""
+    state: dict[str, Any] = {"id": f"rehearse_{uuid.uuid4().hex[:10]}", "cleanup": []}
+    yield state
+    for cleanup in reversed(state["cleanup"]):
+        cleanup()
+
+
+def backing_services(
+    project: Project, isolation: dict[str, Any]
+) -> tuple[dict[str, str], list[str]]:
+    """--env overrides pointing at this machine's servers, and --set values for unique names."""
+    services = project.answers["services"]
+    name = isolation["id"]
+    env: dict[str, str] = {}
+    sets: list[str] = []
+    if "postgres" in services:
+        _pg_admin(project, f'CREATE DATABASE "{name}"')
+        isolation["cleanup"].append(
+            lambda: _pg_admin(project, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        )
+        base = LOCAL_SERVICES["postgres"]["DATABASE_URL"]
+        env["DATABASE_URL"] = base.rsplit("/", 1)[0] + "/" + name
+    if "redis" in services:
+        env.update(LOCAL_SERVICES["redis"])
+        sets.append(f"extraEnv.CACHE_KEY_PREFIX={name}")
+    if "rabbitmq" in services:
+        env.update(LOCAL_SERVICES["rabbitmq"])
+        sets.append(f"extraEnv.EVENTS_QUEUE={name}.events")
+        isolation["cleanup"].append(lambda: _delete_queue(project, f"{name}.events"))
+    return env, sets
+
+
+def rehearse(
+    project: Project,
+    *,
+    values: list[Path] | None = None,
+    sets: list[str] | None = None,
+    env: dict[str, str] | None = None,
+    path: Path | None = None,
+) -> tuple[Report, str]:
+    out = io.StringIO()
+    options = Options(
+        path=path or project.path,
+        values=values or [],
+        sets=sets or [],
+        env=env or {},
+        probe_seconds=PROBE_SECONDS,
+        helm=tool("helm"),
+    )
+    tool("bwrap")
+    report = run_rehearsal(options, out)
+    return report, out.getvalue()
+
+
+VALUES = {"default": None, "production": "ci/production-values.yaml"}
+
+
+@pytest.mark.parametrize("values", list(VALUES))
+@pytest.mark.parametrize("answers", matrix(), ids=combo_id)
+@pytest.mark.e2e
+@pytest.mark.xdist_group("rehearse-port")
+def test_rehearsal_passes(
+    project: ProjectFactory, isolation: dict[str, Any], answers: dict[str, Any], values: str
+) -> None:
+    generated = project(answers)
+    env, sets = backing_services(generated, isolation)
+    files = []
+    if VALUES[values]:
+        files.append(generated.path / "charts" / generated.slug / str(VALUES[values]))
+    report, text = rehearse(generated, values=files, sets=sets, env=env)
+    assert report.ok, text
+    steps = {(s.subject.split(":")[0], s.action) for s in report.steps if s.ok}
+    web = f"Deployment/{generated.slug}"
+    for action in ("startup", "liveness", "readiness", "preStop", "SIGTERM"):
+        assert (web, action) in steps, text
+    if "postgres" in answers["services"]:
+        assert (f"Job/{generated.slug}-migrations", "job") in steps, text
+    if "rabbitmq" in answers["services"]:
+        assert (f"Deployment/{generated.slug}-worker", "SIGTERM") in steps, text
+    for key in env:  # every in-cluster URL was replaced, and said so
+        assert f"override   {key}=" in text, text
+
+
+# --- e2e: each seam between chart and app makes the rehearsal fail, naming the cause ------------
+
+NEGATIVE = next(a for a in matrix() if a["framework"] == "flask" and a["services"] == ["redis"])
+#: Shorter termination for the broken variants (the chart's defaults are covered above).
+QUICK = ["lifecycle.preStopSeconds=1", "config.drainSeconds=0"]
+
+
+def edited_copy(project: Project, dest: Path, edits: dict[str, tuple[str, str]]) -> Path:
+    """The project copied (its .venv shared by a symlink) with `old` -> `new` in some files."""
+    shutil.copytree(
+        project.path, dest, symlinks=True, ignore=shutil.ignore_patterns(".venv", ".git")
+    )
+    (dest / ".venv").symlink_to(project.path / ".venv")
+    for relative, (old, new) in edits.items():
+        file = dest / relative
+        text = file.read_text()
+        assert old in text, f"{relative} no longer contains {old!r}: update this test"
+        file.write_text(text.replace(old, new))
+    return dest
+
+
+def failure(report: Report, action: str, text: str) -> str:
+    assert not report.ok, text
+    found = [s.detail for s in report.failures if s.action == action]
+    assert found, f"no failed {action!r} step:\n{text}"
+    return found[0]
+
+
+@pytest.fixture
+def broken(project: ProjectFactory, isolation: dict[str, Any], tmp_path: Path) -> Any:
+    """`broken(edits, sets)`: rehearse an edited copy of the NEGATIVE project."""
+    generated = project(NEGATIVE)
+    env, sets = backing_services(generated, isolation)
+
+    def run(
+        edits: dict[str, tuple[str, str]], extra: list[str] | None = None
+    ) -> tuple[Report, str]:
+        edits = {k.replace("CHART", f"charts/{generated.slug}"): v for k, v in edits.items()}
+        copy = edited_copy(generated, tmp_path / generated.slug, edits)
+        return rehearse(generated, path=copy, sets=[*sets, *QUICK, *(extra or [])], env=env)
+
+    return run
+
+
+@pytest.mark.e2e
+@pytest.mark.xdist_group("rehearse-port")
+def test_probe_path_the_app_does_not_serve(broken: Any) -> None:
+    report, text = broken(
+        {"CHART/templates/deployment.yaml": ("path: /health/live", "path: /healthz")}
+    )
+    detail = failure(report, "liveness", text)
+    assert "/healthz -> 404" in detail, text
+
+
+@pytest.mark.e2e
+@pytest.mark.xdist_group("rehearse-port")
+def test_container_port_differs_from_the_app_port(broken: Any) -> None:
+    report, text = broken(
+        {
+            "CHART/templates/deployment.yaml": (
+                "containerPort: {{ .Values.containerPort }}",
+                "containerPort: 8081",
+            )
+        },
+        ["probes.startup.failureThreshold=2"],
+    )
+    detail = failure(report, "startup", text)
+    assert "connection refused" in detail, text
+    assert "the container listens on 8000, not on 8081" in detail, text
+
+
+@pytest.mark.e2e
+@pytest.mark.xdist_group("rehearse-port")
+def test_secret_key_ref_to_a_missing_key(broken: Any) -> None:
+    report, text = broken(
+        {
+            "CHART/templates/secret.yaml": (
+                "{{ $name }}: {{ $value | b64enc | quote }}",
+                "{{ $name | lower }}: {{ $value | b64enc | quote }}",
+            )
+        }
+    )
+    detail = failure(report, "env", text)
+    assert "couldn't find key REDIS_URL in Secret default/" in detail, text
+    assert "redis_url" in detail, text  # what the Secret does hold
+
+
+@pytest.mark.e2e
+@pytest.mark.xdist_group("rehearse-port")
+def test_write_outside_tmp_with_a_read_only_root(broken: Any) -> None:
+    # e.g. an entry point that keeps its own log file next to the app
+    report, text = broken(
+        {
+            "Dockerfile": (
+                'ENTRYPOINT ["python", "-m", ',
+                'ENTRYPOINT ["sh", "-c", "exec python -m \\"$0\\" \\"$@\\" 2>>server.log", ',
+            )
+        }
+    )
+    detail = failure(report, "startup", text)
+    assert "server.log: Read-only file system" in detail, text
+
+
+@pytest.mark.e2e
+@pytest.mark.xdist_group("rehearse-port")
+def test_pre_stop_command_missing_from_the_image(broken: Any) -> None:
+    report, text = broken(
+        {
+            "CHART/templates/deployment.yaml": (
+                'command: ["sleep", ',
+                'command: ["sleep-until-drained", ',
+            )
+        }
+    )
+    detail = failure(report, "preStop", text)
+    assert "sleep-until-drained" in detail, text
+    assert "No such file or directory" in detail, text
+    # the kubelet goes on with SIGTERM after a failed hook: the app still stops cleanly
+    assert any(s.action == "SIGTERM" and s.ok for s in report.steps), text
+
+
+@pytest.mark.e2e
+@pytest.mark.xdist_group("rehearse-port")
+def test_cli_exit_codes_and_report(project: ProjectFactory, isolation: dict[str, Any]) -> None:
+    """Exit 0 when all passes; 1 when a step fails (here: the chart's in-cluster Redis URL)."""
+    generated = project(NEGATIVE)
+    env, sets = backing_services(generated, isolation)
+    svcgen = shutil.which("svcgen", path=str(Path(sys.executable).parent))
+    assert svcgen, "svcgen is not installed in the test environment"
+    command = [svcgen, "rehearse", str(generated.path), "--probe-seconds", "1"]
+    for item in [*sets, *QUICK]:
+        command += ["--set", item]
+    path = f"{Path(tool('helm')).parent}:{Path(tool('bwrap')).parent}:/usr/bin:/bin"
+
+    def run(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*command, *extra],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env={"PATH": path},
+        )
+
+    overrides = [f"--env={key}={value}" for key, value in env.items()]
+    passing = run(*overrides)
+    assert passing.returncode == 0, passing.stdout + passing.stderr
+    assert passing.stdout.rstrip().splitlines()[-1].startswith("rehearsal PASS")
+    failing = run()  # no override: the pod reaches for redis://redis:6379, which isn't here
+    assert failing.returncode == 1, failing.stdout + failing.stderr
+    assert any(
+        line.startswith("FAIL") and "readiness" in line and "-> 503" in line
+        for line in failing.stdout.splitlines()
+    ), failing.stdout
