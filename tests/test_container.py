@@ -92,6 +92,12 @@ def exec_form(rest: str) -> list[str]:
     return parsed
 
 
+def healthcheck_probe(stage: Stage) -> list[str]:
+    healthcheck = stage.last("HEALTHCHECK")
+    assert " CMD " in healthcheck, healthcheck
+    return exec_form(healthcheck.split(" CMD ", 1)[1])
+
+
 # --- static checks, every combination --------------------------------------------------------
 
 
@@ -183,12 +189,10 @@ def test_dockerfile_contract(project: ProjectFactory, answers: dict[str, Any]) -
     assert env["PATH"].startswith("/app/.venv/bin:")
     assert env["PORT"] == str(p.answers["port"])
     assert runtime.last("EXPOSE") == str(p.answers["port"])
-    healthcheck = runtime.last("HEALTHCHECK")
-    probe = exec_form(healthcheck.split(" CMD ", 1)[1])
+    probe = healthcheck_probe(runtime)
     assert probe[:2] == ["python", "-c"]
     assert "/health/live" in probe[2]
-    assert "curl" not in healthcheck
-    assert "wget" not in healthcheck
+    assert "curl" not in runtime.last("HEALTHCHECK")
     assert exec_form(runtime.last("ENTRYPOINT")) == ["python", "-m", p.package]
     assert exec_form(runtime.last("CMD")) == ["serve"]
     labels = " ".join(runtime.all("LABEL"))
@@ -254,10 +258,15 @@ def test_compose_is_valid_and_complete(project: ProjectFactory, answers: dict[st
         assert re.search(r":\d+\.\d+(\.\d+)?(-[a-z]+)*$", svc["image"]), svc["image"]
         assert svc["healthcheck"]["test"], backing
     assert services["app"]["ports"] == [f"{p.answers['port']}:{p.answers['port']}"]
+    # the commands exist in the generated service
+    package = p.path / "src" / p.package
     if "postgres" in chosen:
         assert services["migrate"]["command"] == ["migrate"]
+        assert '"migrate"' in (package / "__main__.py").read_text(encoding="utf-8")
     if "rabbitmq" in chosen:
         assert services["worker"]["entrypoint"] == ["python", "-m", f"{p.package}.worker"]
+        assert services["worker"]["command"] == []
+        assert (package / "worker.py").is_file()
     env = services["app"].get("environment", {})
     names = {"postgres": "DATABASE_URL", "redis": "REDIS_URL", "rabbitmq": "AMQP_URL"}
     assert set(env) == {names[s] for s in chosen}
@@ -349,6 +358,11 @@ def test_service_runs_like_its_image(project: ProjectFactory, answers: dict[str,
         assert live.status_code == 200
         assert ready is not None
         assert ready.status_code == 200, ready.text
+        # the image's HEALTHCHECK, run in a sandbox of its own, passes
+        probe = healthcheck_probe(runtime)
+        probe[0] = f"{venv_bin}/python"
+        check = subprocess.run(sandbox(p, probe, env), capture_output=True, text=True, timeout=30)
+        assert check.returncode == 0, check.stderr
         # the server runs as uid 10001 in its user namespace
         server = [pid for pid in descendants(proc.pid) if is_server(pid, p.package)]
         assert server, "server process not found"
@@ -362,6 +376,9 @@ def test_service_runs_like_its_image(project: ProjectFactory, answers: dict[str,
             proc.kill()
             proc.communicate()
     assert proc.returncode == 0, output
+    # and the same HEALTHCHECK fails once nothing answers
+    down = subprocess.run(sandbox(p, probe, env), capture_output=True, text=True, timeout=30)
+    assert down.returncode == 1
     assert "Read-only file system" not in output
     assert "Permission denied" not in output
     for line in output.splitlines():
