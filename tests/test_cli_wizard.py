@@ -39,6 +39,10 @@ def spawn(*args: str, cwd: Path) -> pexpect.spawn:
     )
 
 
+def press_enter(child: pexpect.spawn) -> None:
+    child.send(ENTER)
+
+
 def drive(child: pexpect.spawn, keys: dict[str, Callable[[pexpect.spawn], None]]) -> list[str]:
     """Answer each prompt as it appears (by question name); Enter for the rest.
 
@@ -56,7 +60,7 @@ def drive(child: pexpect.spawn, keys: dict[str, Callable[[pexpect.spawn], None]]
         name = later[index]
         seen.append(name)
         start = names.index(name) + 1
-        keys.get(name, lambda c: c.send(ENTER))(child)
+        keys.get(name, press_enter)(child)
 
 
 def answers_of(dest: Path) -> dict[str, Any]:
