@@ -422,7 +422,7 @@ def test_container_port_differs_from_the_app_port(broken: Any) -> None:
                 "containerPort: 8081",
             )
         },
-        ["probes.startup.failureThreshold=2"],
+        ["probes.startup.failureThreshold=5"],
     )
     detail = failure(report, "startup", text)
     assert "connection refused" in detail, text
