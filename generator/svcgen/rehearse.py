@@ -937,24 +937,31 @@ def rehearse(
         Path, typer.Argument(help="The generated project (its .venv installed)")
     ] = Path(),
     values: Annotated[
-        list[Path] | None, typer.Option("--values", "-f", help="Helm values file (repeatable)")
+        list[Path] | None,
+        typer.Option("--values", "-f", metavar="FILE", help="Helm values file (repeatable)"),
     ] = None,
     sets: Annotated[
-        list[str] | None, typer.Option("--set", help="Helm --set KEY=VALUE (repeatable)")
+        list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help="Helm --set (repeatable)")
     ] = None,
     env: Annotated[
         list[str] | None,
         typer.Option(
-            "--env", "-e", help="Override a container variable, e.g. DATABASE_URL=... (repeatable)"
+            "--env",
+            "-e",
+            metavar="KEY=VALUE",
+            help="Replace a container variable, e.g. an in-cluster DATABASE_URL (repeatable)",
         ),
     ] = None,
     probe_seconds: Annotated[
-        float, typer.Option(help="Seconds of liveness and readiness probing after start-up")
+        float,
+        typer.Option(metavar="SECONDS", help="Seconds of liveness and readiness probing"),
     ] = 3.0,
     release: Annotated[
-        str | None, typer.Option(help="Helm release name (default: the chart's)")
+        str | None, typer.Option(metavar="NAME", help="Helm release name (default: the chart's)")
     ] = None,
-    namespace: Annotated[str, typer.Option(help="Namespace to render into")] = "default",
+    namespace: Annotated[
+        str, typer.Option(metavar="NAME", help="Namespace to render into")
+    ] = "default",
 ) -> None:
     """Run the chart's pods locally as a kubelet would: hooks, probes, termination."""
     options = Options(
