@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import io
 import shutil
+import socket
 import subprocess
 import sys
 import uuid
@@ -24,6 +25,7 @@ from typing import Any
 import pytest
 from svcgen.dockerfile import Image, effective_command, parse_dockerfile
 from svcgen.kubeenv import ConfigObjects, EnvError, PodFacts, build_env, expand
+from svcgen.probes import Handler, PortError
 from svcgen.rehearse import ImageStandIn, Options, Report, run_rehearsal
 from svcgen.sandbox import SandboxSpec, bwrap_argv
 
@@ -512,3 +514,20 @@ def test_cli_exit_codes_and_report(project: ProjectFactory, isolation: dict[str,
         line.startswith("FAIL") and "readiness" in line and "-> 503" in line
         for line in failing.stdout.splitlines()
     ), failing.stdout
+
+
+def test_probe_ports_resolve_by_name_and_unknown_names_fail() -> None:
+    handler = Handler({"httpGet": {"path": "/health/live", "port": "http"}}, {"http": 8000})
+    assert (handler.port, handler.describe()) == (8000, "GET :http=8000/health/live")
+    with pytest.raises(PortError, match="'web' is not a named port of the container"):
+        Handler({"tcpSocket": {"port": "web"}}, {"http": 8000})
+
+
+def test_http_probe_counts_2xx_and_3xx_as_success_and_names_refusals() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, not listening: connections are refused
+        attempt = Handler({"httpGet": {"port": port}}, {}).run(1, container=None)  # type: ignore[arg-type]
+    assert not attempt.ok
+    assert attempt.refused
+    assert f"127.0.0.1:{port}/: connection refused" in attempt.detail
