@@ -642,3 +642,59 @@ def test_the_users_env_file_survives_a_template_that_starts_shipping_one(
         assert project.read(".env") == secrets
     else:
         assert project.read(".env") == "PORT=8000\n"  # the user's secrets are gone
+
+
+# --- what an interactive update asks ---------------------------------------------
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Za-z0-9]|\r")
+
+
+def answer_everything_with_enter(
+    args: list[str], cwd: Path, env: Mapping[str, str], prompts: list[str]
+) -> str:
+    """Run Copier in a terminal, press Enter at each of `prompts`; the transcript, plain."""
+    import pexpect
+
+    child = pexpect.spawn(
+        COPIER[0], [*COPIER[1:], *args], cwd=str(cwd), env=dict(env),
+        encoding="utf-8", dimensions=(60, 400), timeout=120,
+    )  # fmt: skip
+    transcript: list[str] = []
+    # A prompt is redrawn as it is answered, so Enter may arrive early for the next
+    # one: harmless, every answer here is the default.
+    while child.expect([pexpect.EOF, *map(re.escape, prompts)]) != 0:
+        transcript.append(f"{child.before}{child.after}")
+        child.send("\r")
+    transcript.append(str(child.before))
+    child.close()
+    text = ANSI.sub("", "".join(transcript))
+    assert child.exitstatus == 0, text[-3000:]
+    return text
+
+
+def test_an_interactive_update_does_not_ask_the_derived_names_again(tmp_path: Path) -> None:
+    env = isolated_git_env(tmp_path)
+    template = TemplateRepo.create(tmp_path / "template", env)
+    helps = {
+        name: str(question["help"])
+        for name, question in template.copier_yml().items()
+        if not name.startswith("_") and isinstance(question, dict)
+    }
+    derived = {"project_slug", "package_name"}
+
+    def asked(transcript: str) -> set[str]:
+        return {name for name, help_text in helps.items() if help_text in transcript}
+
+    prompts = list(helps.values())
+    first = answer_everything_with_enter(
+        ["copy", "--trust", str(template.path), "svc"], tmp_path, env, prompts
+    )
+    assert derived <= asked(first), "the first copy asks for the slug and package name"
+    project = Repo(tmp_path / "svc", env)
+    project.commit("generated")
+
+    again = answer_everything_with_enter(["update", "--trust"], project.path, env, prompts)
+    assert "project_name" in asked(again)
+    assert asked(again) == set(helps) - derived
+    assert answers(project)["project_slug"] == "my-service"
+    assert answers(project)["package_name"] == "my_service"
