@@ -236,43 +236,46 @@ def test_any_repo_not_only_ours_node_and_plain_manifests(tmp_path: Path) -> None
     assert "deploy/app.yaml" in result.stdout
 
 
+def image(
+    user: str = "1000",
+    base: str = "node:20.11.1",
+    final: str = "node:20.11.1",
+    check: str = "CMD true",
+) -> str:
+    """A Dockerfile that passes every check unless told otherwise."""
+    return (
+        f"FROM {base} AS b\nFROM {final}\nUSER {user}\nHEALTHCHECK {check}\n"
+        'CMD ["node", "server.js"]\n'
+    )
+
+
 @pytest.mark.parametrize(
     ("change", "check", "status", "reason"),
     [
         (
-            {
-                "Dockerfile": 'FROM node:20.11.1 AS b\nFROM node:20.11.1\nUSER node\nHEALTHCHECK CMD true\nCMD ["node"]\n'
-            },
+            {"Dockerfile": image(user="node")},
             "docker-nonroot",
             "WARN",
             "a name, not a UID",
-        ),  # noqa: E501
+        ),
         (
-            {
-                "Dockerfile": 'FROM node:20.11.1 AS b\nFROM node:20.11.1\nUSER 0\nHEALTHCHECK CMD true\nCMD ["node"]\n'
-            },
+            {"Dockerfile": image(user="0")},
             "docker-nonroot",
             "FAIL",
             "runs as root",
-        ),  # noqa: E501
+        ),
         (
-            {
-                "Dockerfile": "FROM node:20.11.1 AS b\nFROM node@sha256:"
-                + "a" * 64
-                + '\nUSER 1\nHEALTHCHECK NONE\nCMD ["node"]\n'
-            },
+            {"Dockerfile": image(final="node@sha256:" + "a" * 64, check="NONE")},
             "docker-healthcheck",
             "FAIL",
             "no HEALTHCHECK",
-        ),  # noqa: E501
+        ),
         (
-            {
-                "Dockerfile": 'ARG BASE\nFROM $BASE AS b\nFROM b\nUSER 1\nHEALTHCHECK CMD true\nCMD ["node"]\n'
-            },
+            {"Dockerfile": "ARG BASE\n" + image(base="$BASE", final="b")},
             "docker-pinned",
             "WARN",
             "build argument",
-        ),  # noqa: E501
+        ),
         (
             {".dockerignore": "node_modules\n"},
             "docker-ignore",
@@ -285,19 +288,19 @@ def test_any_repo_not_only_ours_node_and_plain_manifests(tmp_path: Path) -> None
             "no-secrets",
             "FAIL",
             "s3cr3t",
-        ),  # noqa: E501
+        ),
         (
             {"deploy/extra.yaml": "apiVersion: v1\nkind: Pod\nspec:\n  hostNetwork: true\n"},
             "k8s-security",
             "FAIL",
             "hostNetwork",
-        ),  # noqa: E501
+        ),
         (
             {".gitlab-ci.yml": "build:\n  script: [docker build .]\n"},
             "ci-tests",
             "FAIL",
             "none runs tests",
-        ),  # noqa: E501
+        ),
     ],
     ids=lambda value: value if isinstance(value, str) and " " not in value else None,
 )
