@@ -1,24 +1,39 @@
-"""Copier migrations for `copier update`: carry a user's answers over renames.
+"""Copier migrations for `copier update`: carry a user's answers and edits over renames.
 
-Used from copier.yml's `_migrations`, run in the project being updated, e.g. when
-release v2.0.0 renames the answer `author_email` to `owner_email`:
+Used from copier.yml's `_migrations`; Copier runs them in the project being updated.
 
-    _migrations:
-      - version: v2.0.0
-        when: "{{ _stage == 'before' }}"
-        command: ["{{ _copier_python }}", "{{ _copier_conf.src_path }}/hooks/migrate.py",
-                  "rename-answer", "author_email", "owner_email"]
+Renamed answer (release v2.0.0 renames `author_email` to `owner_email`), before the update
+reads the answers:
 
-Without it, the update would drop the user's `author_email` and render the new
-question's default instead, silently. Only the standard library is used.
+    - version: v2.0.0
+      when: "{{ _stage == 'before' }}"
+      command: ["{{ _copier_python }}", "{{ _copier_conf.src_path }}/hooks/migrate.py",
+                "rename-answer", "author_email", "owner_email"]
+
+Renamed file (release v2.0.0 renames `.env.example` to `.env.sample`), after the update:
+
+    - version: v2.0.0
+      command: ["{{ _copier_python }}", "{{ _copier_conf.src_path }}/hooks/migrate.py",
+                "rename-file", ".env.example", ".env.sample"]
+
+Without them an update silently drops the user's answer (the new question's default is
+used) or the user's edits to the old file (Copier deletes a file the new version no longer
+has and renders the new one fresh).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
+from typing import Any
+
+TEMPLATE = Path(__file__).resolve().parents[1]
+LABELS = ("before updating", "last update", "after updating")  # Copier's own labels
 
 
 def rename_answer(answers_file: Path, old: str, new: str) -> str:
@@ -37,18 +52,104 @@ def rename_answer(answers_file: Path, old: str, new: str) -> str:
     return f"{answers_file}: answer {old!r} renamed to {new!r}"
 
 
+def _git(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", *args], input=stdin, capture_output=True, text=True, check=False)
+
+
+def _render_previous_version(version: str, answers_text: str, dest: Path) -> None:
+    """Render the template at `version` with the answers the project had then."""
+    import copier
+    import yaml
+
+    answers: dict[str, Any] = yaml.safe_load(answers_text) or {}
+    copier.run_copy(
+        str(TEMPLATE),
+        str(dest),
+        data={k: v for k, v in answers.items() if not k.startswith("_")},
+        vcs_ref=version,
+        defaults=True,
+        unsafe=True,
+        skip_tasks=True,
+        quiet=True,
+    )
+
+
+def _mark_unmerged(path: str, base: str, ours: str, theirs: str) -> None:
+    """Record a conflict in git's index as Copier does, so `git status` lists `path`."""
+    prefix = _git("rev-parse", "--show-prefix").stdout.strip()
+    lines = [f"0 {'0' * 40}\t{prefix}{path}"]
+    for stage, text in ((1, base), (2, ours), (3, theirs)):
+        sha = _git("hash-object", "-w", "--stdin", stdin=text).stdout.strip()
+        lines.append(f"100644 {sha} {stage}\t{prefix}{path}")
+    _git("update-index", "--index-info", stdin="\n".join(lines) + "\n")
+
+
+def rename_file(old: str, new: str, version_from: str, answers_file: Path) -> str:
+    """After an update: merge the user's edits of `old` (from HEAD) into the new `new`.
+
+    Three-way: base = `old` as the previous version rendered it, ours = the user's
+    committed `old`, theirs = `new` as this version rendered it. Where both changed the
+    same lines the file gets Copier's inline markers and git lists it as unmerged.
+    """
+    user = _git("show", f"HEAD:./{old}")
+    if user.returncode != 0:
+        return f"{old}: not in the last commit, nothing to carry over"
+    target, leftover = Path(new), Path(old)
+    if leftover.is_file() and leftover.read_text(encoding="utf-8") == user.stdout:
+        leftover.unlink()
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(user.stdout, encoding="utf-8")
+        return f"{old}: moved to {new}"
+    previous_answers = _git("show", f"HEAD:./{answers_file.as_posix()}").stdout
+    with tempfile.TemporaryDirectory(prefix="svcgen-migrate-") as tmp:
+        _render_previous_version(version_from, previous_answers, Path(tmp) / "old")
+        rendered = Path(tmp) / "old" / old
+        base = rendered.read_text(encoding="utf-8") if rendered.is_file() else ""
+        theirs = target.read_text(encoding="utf-8")
+        sides = []
+        for name, text in (("ours", user.stdout), ("base", base), ("theirs", theirs)):
+            side = Path(tmp) / name
+            side.write_text(text, encoding="utf-8")
+            sides.append(str(side))
+        labels = [arg for label in LABELS for arg in ("-L", label)]
+        merged = _git("merge-file", "-p", *labels, *sides)
+    if merged.returncode < 0 or merged.returncode > 127:
+        raise SystemExit(f"migrate: git merge-file failed on {new}: {merged.stderr}")
+    target.write_text(merged.stdout, encoding="utf-8")
+    if merged.returncode:
+        _mark_unmerged(new, base, user.stdout, theirs)
+        return f"{old} -> {new}: your edits merged, {merged.returncode} conflict(s) marked"
+    return f"{old} -> {new}: your edits merged"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--answers-file", type=Path, default=Path(".copier-answers.yml"))
     commands = parser.add_subparsers(dest="command", required=True)
-    rename = commands.add_parser("rename-answer", help="rename an answer key")
-    rename.add_argument("old")
-    rename.add_argument("new")
+    answer = commands.add_parser("rename-answer", help="rename an answer key (stage: before)")
+    answer.add_argument("old")
+    answer.add_argument("new")
+    file = commands.add_parser("rename-file", help="carry edits to a renamed file (stage: after)")
+    file.add_argument("old")
+    file.add_argument("new")
+    file.add_argument(
+        "--version-from",
+        default=os.environ.get("VERSION_FROM", ""),
+        help="the version updated from (Copier sets $VERSION_FROM)",
+    )
     args = parser.parse_args(argv)
     if not args.answers_file.is_file():
         print(f"migrate: {args.answers_file} not found", file=sys.stderr)
         return 1
-    print(rename_answer(args.answers_file, args.old, args.new), file=sys.stderr)
+    if args.command == "rename-answer":
+        message = rename_answer(args.answers_file, args.old, args.new)
+    else:
+        if not args.version_from:
+            print("migrate: rename-file needs --version-from or $VERSION_FROM", file=sys.stderr)
+            return 2
+        message = rename_file(args.old, args.new, args.version_from, args.answers_file)
+    print(f"migrate: {message}", file=sys.stderr)
     return 0
 
 

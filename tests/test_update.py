@@ -486,6 +486,58 @@ def test_a_renamed_answer_keeps_the_users_value_through_a_migration(
         assert email not in project.read("pyproject.toml")
 
 
+@pytest.mark.parametrize("with_migration", [True, False], ids=["migrated", "no-migration"])
+def test_a_renamed_file_keeps_the_users_edits_through_a_migration(
+    tmp_path: Path, with_migration: bool
+) -> None:
+    env = isolated_git_env(tmp_path)
+    template = TemplateRepo.create(tmp_path / "template", env)
+    copier("copy", "--trust", "--defaults", str(template.path), "svc", cwd=tmp_path, env=env)
+    project = Repo(tmp_path / "svc", env)
+    generated = project.commit("generated")
+    project.replace_line(".env.example", "LOG_LEVEL=INFO", "LOG_LEVEL=DEBUG")
+    project.append(".env.example", "# Billing: feature flags.\nFEATURES=beta-dashboard\n")
+    edited = project.commit("the team's edits")
+    user_lines = added_lines(project, generated, edited)[".env.example"]
+
+    # v2 renames .env.example to .env.sample and changes its first line.
+    template.git("mv", "template/.env.example.jinja", "template/.env.sample.jinja")
+    v2_line = "# Template v2: this file was .env.example."
+    template.write(
+        "template/.env.sample.jinja", v2_line + "\n" + template.read("template/.env.sample.jinja")
+    )
+    if with_migration:
+        add_migration(
+            template,
+            {
+                "version": "v2.0.0",
+                "command": [
+                    "{{ _copier_python }}",
+                    "{{ _copier_conf.src_path }}/hooks/migrate.py",
+                    "rename-file",
+                    ".env.example",
+                    ".env.sample",
+                ],
+            },
+        )
+    template.release("v2.0.0")
+
+    copier("update", "--trust", "--defaults", cwd=project.path, env=env)
+    assert answers(project)["_commit"] == "v2.0.0"
+    assert not (project.path / ".env.example").exists()
+    sample = project.read(".env.sample").splitlines()
+    assert v2_line in sample
+    assert not conflict_blocks(project.read(".env.sample"))
+    assert not unmerged_paths(project)
+    lost = lost_lines(project, {".env.sample": user_lines})
+    if with_migration:
+        assert not lost, f"user lines lost: {lost}"
+        assert "LOG_LEVEL=INFO" not in sample  # the user's change of that line, not v1's
+    else:
+        # Why the migration exists: without it the edits vanish with the old file.
+        assert lost == {".env.sample": user_lines}
+
+
 def test_migrate_rename_answer_is_idempotent(tmp_path: Path) -> None:
     spec = importlib.util.spec_from_file_location("migrate", REPO / "hooks" / "migrate.py")
     assert spec
