@@ -496,12 +496,15 @@ def test_a_renamed_file_keeps_the_users_edits_through_a_migration(
     project = Repo(tmp_path / "svc", env)
     generated = project.commit("generated")
     project.replace_line(".env.example", "LOG_LEVEL=INFO", "LOG_LEVEL=DEBUG")
+    project.replace_line(".env.example", "PORT=8000", "PORT=9000")
     project.append(".env.example", "# Billing: feature flags.\nFEATURES=beta-dashboard\n")
     edited = project.commit("the team's edits")
     user_lines = added_lines(project, generated, edited)[".env.example"]
 
-    # v2 renames .env.example to .env.sample and changes its first line.
+    # v2 renames .env.example to .env.sample, changes its first line, and the PORT line
+    # the user changed too.
     template.git("mv", "template/.env.example.jinja", "template/.env.sample.jinja")
+    template.replace_line("template/.env.sample.jinja", "PORT={{ port }}", "PORT={{ port }}  # v2")
     v2_line = "# Template v2: this file was .env.example."
     template.write(
         "template/.env.sample.jinja", v2_line + "\n" + template.read("template/.env.sample.jinja")
@@ -527,13 +530,17 @@ def test_a_renamed_file_keeps_the_users_edits_through_a_migration(
     assert not (project.path / ".env.example").exists()
     sample = project.read(".env.sample").splitlines()
     assert v2_line in sample
-    assert not conflict_blocks(project.read(".env.sample"))
-    assert not unmerged_paths(project)
     lost = lost_lines(project, {".env.sample": user_lines})
     if with_migration:
         assert not lost, f"user lines lost: {lost}"
         assert "LOG_LEVEL=INFO" not in sample  # the user's change of that line, not v1's
+        # The same-line change is a marked conflict, listed by git as unmerged.
+        assert conflict_blocks(project.read(".env.sample")) == [
+            (["PORT=9000"], ["PORT=8000  # v2"])
+        ]
+        assert unmerged_paths(project) == [".env.sample"]
     else:
+        assert not unmerged_paths(project)
         # Why the migration exists: without it the edits vanish with the old file.
         assert lost == {".env.sample": user_lines}
 
