@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import sys
-import uuid
+import time
 from contextvars import ContextVar
-from datetime import UTC, datetime
 from typing import Any, Final
 
 REQUEST_ID_HEADER: Final = "X-Request-ID"
@@ -17,6 +17,9 @@ request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 # Attributes every LogRecord has; anything else was passed with `extra=` and is logged too.
 _RESERVED: Final = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+# Built once: json.dumps with options builds a new encoder on every call.
+_encode: Final = json.JSONEncoder(default=str, ensure_ascii=False).encode
 
 
 def resolve_request_id(incoming: str | None) -> str:
@@ -28,7 +31,7 @@ def resolve_request_id(incoming: str | None) -> str:
         and incoming.isprintable()
     ):
         return incoming
-    return uuid.uuid4().hex
+    return secrets.token_hex(16)  # 128 random bits, like a UUID4, without building one
 
 
 class JsonFormatter(logging.Formatter):
@@ -37,24 +40,35 @@ class JsonFormatter(logging.Formatter):
     def __init__(self, *, service: str, version: str) -> None:
         super().__init__()
         self._static = {"service": service, "version": version}
+        self._second: tuple[int, str] = (-1, "")
+
+    def _timestamp(self, created: float) -> str:
+        """ISO 8601 UTC with milliseconds; the part up to the second is formatted once a second."""
+        second = int(created)
+        cached = self._second  # one tuple: threads never see a torn update
+        if cached[0] != second:
+            cached = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+            self._second = cached
+        return f"{cached[1]}.{int((created - second) * 1000):03d}+00:00"
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(
-                timespec="milliseconds"
-            ),
+            "timestamp": self._timestamp(record.created),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
             **self._static,
             "request_id": request_id_var.get(),
         }
-        for key, value in record.__dict__.items():
-            if key not in _RESERVED and not key.startswith("_"):
-                entry[key] = value
+        attributes = record.__dict__
+        extras = attributes.keys() - _RESERVED
+        if extras:
+            for key in sorted(extras):
+                if not key.startswith("_"):
+                    entry[key] = attributes[key]
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        return _encode(entry)
 
 
 def configure_logging(*, level: str, service: str, version: str) -> None:
@@ -65,7 +79,12 @@ def configure_logging(*, level: str, service: str, version: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Servers' own loggers carry handlers of their own: make them propagate to ours.
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "gunicorn.error", "gunicorn.access"):
+    for name in ("uvicorn", "uvicorn.error", "gunicorn.error", "gunicorn.access"):
         server_logger = logging.getLogger(name)
         server_logger.handlers.clear()
         server_logger.propagate = True
+    # The app writes one access line per request, with the request id; uvicorn's own would
+    # be a second line (uvicorn logs access whenever this logger has a handler, even via root).
+    uvicorn_access = logging.getLogger("uvicorn.access")
+    uvicorn_access.handlers.clear()
+    uvicorn_access.propagate = False
