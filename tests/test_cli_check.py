@@ -225,6 +225,7 @@ GOOD_NODE = {
     """,
     ".gitlab-ci.yml": "test:\n  script:\n    - npm ci\n    - npm test\n",
     "config/db.env.example": "DATABASE_PASSWORD=${DATABASE_PASSWORD}\nAPI_TOKEN=changeme\n",
+    "src/k8s.js": 'const is_secret = "secretKeyRef";\nconst token = getToken("api");\n',
 }
 
 

@@ -174,6 +174,13 @@ _PLACEHOLDERS = re.compile(
 )
 
 
+def _looks_random(value: str) -> bool:
+    """A password or key has digits or symbols (or is long); `secretKeyRef` is a word."""
+    if re.match(r"^[\w.]+\(|^[A-Z_]+$", value):
+        return False
+    return bool(re.search(r"[0-9!@#$%^&*+=/?~]", value)) or len(value) >= 24
+
+
 def _secret_candidates(repo: Repo) -> Iterator[Hit]:
     gitignore = repo.text(PurePosixPath(".gitignore"))
     ignored_env = bool(re.search(r"^/?\.env$", gitignore, re.MULTILINE))
@@ -192,8 +199,8 @@ def _secret_candidates(repo: Repo) -> Iterator[Hit]:
                 value = match.group(match.lastindex or 0)
                 if not value or _PLACEHOLDERS.search(value):
                     continue
-                if regex is _SECRET_ASSIGN and re.match(r"^[\w.]+\(|^[A-Z_]+$", value):
-                    continue  # a call or a constant's name, not a literal secret
+                if regex is _SECRET_ASSIGN and not _looks_random(value):
+                    continue  # a word, a call or a constant's name, not a literal secret
                 line = text.count("\n", 0, match.start()) + 1
                 yield Hit(str(path), line, match.group(0).strip()[:60])
 
