@@ -49,7 +49,9 @@ PINNED = re.compile(
 EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 SERVICE_OF_VARIABLE = {var: service for service, env in LOCAL_SERVICES.items() for var in env}
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("ci-workflows")]
+pytestmark = pytest.mark.e2e
+# The three tools run once per session, over all combinations: keep their tests on one worker.
+one_worker = pytest.mark.xdist_group("ci-workflows-static")
 
 
 def case_id(answers: Mapping[str, Any]) -> str:
@@ -233,6 +235,7 @@ def static_report(
     return report
 
 
+@one_worker
 @pytest.mark.parametrize("answers", CASES, ids=case_id)
 def test_actionlint_has_no_findings(static_report: StaticReport, answers: dict[str, Any]) -> None:
     case = static_report.staged[case_id(answers)]
@@ -244,6 +247,7 @@ def test_actionlint_has_no_findings(static_report: StaticReport, answers: dict[s
         assert static_report.actionlint[key] == [], "\n".join(static_report.actionlint[key])
 
 
+@one_worker
 @pytest.mark.parametrize("answers", CASES, ids=case_id)
 def test_checkov_has_no_failed_check(static_report: StaticReport, answers: dict[str, Any]) -> None:
     case = static_report.staged[case_id(answers)]
@@ -253,6 +257,7 @@ def test_checkov_has_no_failed_check(static_report: StaticReport, answers: dict[
         assert static_report.checkov_passed[key] > 0, f"checkov did not check {name} (schema skip?)"
 
 
+@one_worker
 @pytest.mark.parametrize("answers", CASES, ids=case_id)
 def test_workflows_and_dependabot_match_their_schemas(
     static_report: StaticReport, answers: dict[str, Any]
@@ -398,7 +403,11 @@ def local_test_job_env(ci: dict[str, Any], services: list[str], prefix: str) -> 
 
 
 def run_steps(
-    generated: Project, ci: dict[str, Any], job_name: str, env: Mapping[str, str]
+    generated: Project,
+    ci: dict[str, Any],
+    job_name: str,
+    env: Mapping[str, str],
+    github_only: set[str] = GITHUB_ONLY_ACTIONS,
 ) -> list[str]:
     """Run a job's `run:` steps in order, as GitHub's bash would; returns their outputs."""
     job = ci["jobs"][job_name]
@@ -406,9 +415,7 @@ def run_steps(
     for step in job["steps"]:
         if "uses" in step:
             action = step["uses"].split("@")[0]
-            assert action in GITHUB_ONLY_ACTIONS, (
-                f"{job_name}: {action} hides commands from this test"
-            )
+            assert action in github_only, f"{job_name}: {action} hides commands from this test"
             continue
         assert set(step) <= {"name", "run", "env"}, f"{job_name}: step keys {sorted(step)}"
         step_env = {**env, **{k: str(v) for k, v in step.get("env", {}).items()}}
@@ -476,3 +483,58 @@ def test_lint_and_test_jobs_commands_pass_here(
     assert python_files
     for hook in local_hooks:
         generated.run("bash", "-c", f'{hook["entry"]} "$@"', "hook", *python_files)
+
+
+UVX_SHIM = """\
+#!/bin/sh
+# uvx --from NAME==VERSION COMMAND ARGS...: the same pinned tool, from .tools/bin (no download).
+[ "$1" = --from ] || { echo "uvx shim: only --from NAME==VERSION COMMAND" >&2; exit 2; }
+shift 2
+command="$1"
+shift
+exec "$TOOLS_BIN/$command" "$@"
+"""
+
+
+@pytest.mark.parametrize("answers", matrix(), ids=combo_id)
+def test_chart_job_commands_pass_here(
+    project: ProjectFactory, answers: dict[str, Any], tmp_path: Path
+) -> None:
+    """The chart job's own commands (helm lint, helm template, kubernetes-validate), run here with
+    the same pinned versions from .tools/bin, on a checkout of the generated chart."""
+    generated = project(answers, install=False)
+    ci = load_yaml(generated.path / ".github" / "workflows" / "ci.yml")
+    job = ci["jobs"]["chart"]
+    text = "\n".join(step.get("run", "") for step in job["steps"])
+    assert "helm lint --strict" in text
+    assert "kubernetes-validate --strict" in text
+
+    setup_helm = next(s for s in job["steps"] if "azure/setup-helm@" in s.get("uses", ""))
+    helm_version = subprocess.run(
+        [tool("helm"), "version", "--short"], capture_output=True, text=True, check=True
+    ).stdout
+    assert helm_version.startswith(setup_helm["with"]["version"] + "+"), helm_version
+    for name, version in re.findall(r"uvx --from ([\w-]+)==([\d.]+) ", text):
+        installed = subprocess.run(
+            [tool(name), "--version"], capture_output=True, text=True, check=True
+        ).stdout
+        assert version in installed, f"{name}: workflow pins {version}, .tools has {installed}"
+
+    checkout = tmp_path / "checkout"
+    shutil.copytree(generated.path / "charts", checkout / "charts")
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "uvx").write_text(UVX_SHIM)
+    (shim / "uvx").chmod(0o755)
+    env = {
+        **workflow_env(ci),
+        **{k: str(v) for k, v in job.get("env", {}).items()},
+        "TOOLS_BIN": str(TOOLS_BIN),
+        "PATH": os.pathsep.join([str(shim), str(TOOLS_BIN), os.environ["PATH"]]),
+    }
+    in_checkout = Project(checkout, generated.answers, generated.env)
+    github_only = {"actions/checkout", "azure/setup-helm", "astral-sh/setup-uv"}
+    outputs = run_steps(in_checkout, ci, "chart", env, github_only)
+    versions = str(job["env"]["KUBERNETES_VERSIONS"]).split()
+    for version in versions:
+        assert f"valid against Kubernetes {version}" in outputs[-1], outputs[-1]
