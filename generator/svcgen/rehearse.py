@@ -38,6 +38,10 @@ __all__ = ["Options", "Report", "Step", "rehearse", "run_rehearsal"]
 
 #: How long a hook Job may run when it sets no activeDeadlineSeconds.
 DEFAULT_JOB_DEADLINE = 300.0
+#: How long a started container may take to catch SIGTERM before it is stopped. Its PID 1
+#: ignores a SIGTERM that arrives earlier (as in any container), so stopping it sooner would
+#: only measure how fast it boots; one that never catches it fails at termination.
+SETTLE_SECONDS = 20.0
 
 
 # --- report ------------------------------------------------------------------------------------
@@ -690,7 +694,29 @@ class Rehearsal:
         if not threads:
             time.sleep(window)
             report.info(container.subject, "probes", "no liveness or readiness probe")
+        self._settle(container)
         return all(results.values()) and self._still_running(container, "run")
+
+    def _settle(self, container: Container) -> None:
+        """Wait (a while) until PID 1 catches SIGTERM, e.g. a worker without probes booting."""
+        sandbox = container.sandbox
+        assert sandbox is not None
+        began = time.monotonic()
+        while (
+            not sandbox.catches(signal.SIGTERM)
+            and sandbox.poll() is None
+            and time.monotonic() - began < SETTLE_SECONDS
+        ):
+            time.sleep(0.1)
+        waited = time.monotonic() - began
+        if waited >= 0.5:
+            caught = sandbox.catches(signal.SIGTERM)
+            self.report.info(
+                container.subject,
+                "settle",
+                f"waited {waited:.1f}s for PID 1 to catch SIGTERM"
+                + ("" if caught else "; it still does not"),
+            )
 
     def _still_running(self, container: Container, action: str) -> bool:
         assert container.sandbox is not None
@@ -836,6 +862,7 @@ class Rehearsal:
                 )
                 return
             term_at = time.monotonic()
+            catching = sandbox.catches(signal.SIGTERM)
             sandbox.signal(signal.SIGTERM)
             # The kubelet grants 2 s more when preStop used up the grace period.
             wait = max(deadline - time.monotonic(), 2.0 if time.monotonic() >= deadline else 0.0)
@@ -848,7 +875,13 @@ class Rehearsal:
                     container.subject,
                     "SIGTERM",
                     f"still running {time.monotonic() - term_at:.1f}s after SIGTERM: killed "
-                    f"at the end of terminationGracePeriodSeconds {pod.grace:g}",
+                    f"at the end of terminationGracePeriodSeconds {pod.grace:g}"
+                    + (
+                        ""
+                        if catching
+                        else " (PID 1 had no SIGTERM handler: a container's PID 1 ignores "
+                        "signals it does not catch; exec the server, or catch SIGTERM sooner)"
+                    ),
                 )
                 report.log(container.subject, sandbox.log())
                 return

@@ -172,6 +172,17 @@ class Sandbox:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signum)
 
+    def catches(self, signum: int) -> bool:
+        """Whether PID 1 has a handler for `signum` (PID 1 of a namespace ignores the others)."""
+        try:
+            status = Path(f"/proc/{self.pid}/status").read_text()
+        except OSError:
+            return False
+        for line in status.splitlines():
+            if line.startswith("SigCgt:"):
+                return bool((int(line.split()[1], 16) >> (signum - 1)) & 1)
+        return False
+
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.signal(signal.SIGKILL)
