@@ -36,4 +36,4 @@ test: install tools lint
 	PATH="$(CURDIR)/.tools/bin:$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest
 
 bench: install
-	$(BIN)/python bench/generation.py
+	$(BIN)/python bench/run.py $(BENCH_ARGS)

@@ -97,10 +97,8 @@ def count_jinja(n_files_rendered: int) -> int:
     return round(n_files_rendered * share)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
-    args = parser.parse_args()
+def measure(runs: int) -> list[tuple[str, int, float, float, float]]:
+    """(answers, files, svcgen median s, floor median s, ratio) for default and all options."""
     rows = []
     with tempfile.TemporaryDirectory(prefix="svcgen-bench-") as tmp:
         work = Path(tmp)
@@ -110,9 +108,17 @@ def main() -> int:
             n_files = len(files_of(work / "probe"))
             floor = trivial_template(work, n_files, count_jinja(n_files))
             copy(floor, work / "probe-floor", [])  # warm caches equally
-            ours = median_time(template, work, extra, args.runs)
-            base = median_time(floor, work, [], args.runs)
+            ours = median_time(template, work, extra, runs)
+            base = median_time(floor, work, [], runs)
             rows.append((label, n_files, ours, base, ours / base))
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    rows = measure(args.runs)
     print(f"copier copy, median of {args.runs} runs (target: <= {TARGET_RATIO}x floor, < 1 s)")
     print(f"{'answers':<12} {'files':>5} {'svcgen':>8} {'floor':>8} {'ratio':>6}  verdict")
     for label, n_files, ours, base, ratio in rows:

@@ -1,0 +1,183 @@
+"""What every benchmark shares: result rows, generated projects, server processes.
+
+Not a test helper: the benches print figures next to targets and never assert.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from tests.support import Project, generate  # noqa: E402
+
+FRAMEWORKS = ("fastapi", "flask")
+# Server on one core, load generator on the other (when there are two), so they don't
+# fight over the same core; the machine's other load still lands on both (see the notes).
+SERVER_CPU = "0"
+LOAD_CPU = "1"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One figure with its target; `ok` is None for figures without a target."""
+
+    section: str
+    measure: str
+    figure: str
+    target: str = ""
+    ok: bool | None = None
+
+    @property
+    def verdict(self) -> str:
+        return {True: "meets", False: "MISSES", None: ""}[self.ok]
+
+
+def pinned(cpu: str, argv: Sequence[str]) -> list[str]:
+    """`argv` pinned to `cpu` with taskset, when there are two CPUs and taskset exists."""
+    if (os.cpu_count() or 1) >= 2 and shutil.which("taskset"):
+        return ["taskset", "-c", cpu, *argv]
+    return list(argv)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def prepared_project(
+    work: Path, framework: str, src: Path = REPO, name: str = "service"
+) -> Project:
+    """A default-answers project of `framework`, generated and installed (warms the uv cache)."""
+    project = generate(work / f"{framework}-{name}", {"framework": framework}, src=src)
+    project.run("make", "install")
+    return project
+
+
+def template_at(ref: str, work: Path) -> Path:
+    """The template as it was at git `ref`, as a plain directory Copier renders as is."""
+    dest = work / f"template-{ref}"
+    dest.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", ref, "copier.yml", "template", "hooks"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest
+
+
+def status_of(port: int, path: str, timeout: float = 1.0) -> int | None:
+    """HTTP status of GET `path` on loopback, None when nothing answers."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        return conn.getresponse().status
+    except OSError:
+        return None
+    finally:
+        conn.close()
+
+
+class Server:
+    """A server process in a session of its own, output to a file, stopped by its pid."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path,
+        env: Mapping[str, str],
+        port: int,
+        log: Path,
+    ) -> None:
+        self.port = port
+        self.log = log
+        self._out: IO[bytes] = log.open("wb")
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=dict(env),
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def wait_for(self, path: str, timeout: float = 30.0, interval: float = 0.005) -> float:
+        """Seconds from process start until GET `path` answers 200."""
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            if status_of(self.port, path) == 200:
+                return time.perf_counter() - self.started
+            if self.proc.poll() is not None:
+                break
+            time.sleep(interval)
+        self.stop()
+        tail = self.log.read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"server on :{self.port} never answered {path} 200\n{tail}")
+
+    def children(self) -> list[int]:
+        path = Path(f"/proc/{self.pid}/task/{self.pid}/children")
+        try:
+            return [int(p) for p in path.read_text().split()]
+        except OSError:
+            return []
+
+    def stop(self, timeout: float = 30.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._out.close()
+        return self.proc.returncode
+
+
+def memory_kib(pid: int) -> tuple[int, int]:
+    """(RSS, PSS) of a process in KiB; PSS shares pages shared with the forked workers."""
+    rss = pss = 0
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key == "Rss":
+            rss = int(rest.split()[0])
+        elif key == "Pss":
+            pss = int(rest.split()[0])
+    return rss, pss
+
+
+def service_argv(project: Project) -> list[str]:
+    """The generated entry point, run as the container runs it (no `uv run` in front)."""
+    return [str(project.python), "-m", project.package]
+
+
+def service_env(project: Project, port: int, **extra: str) -> dict[str, str]:
+    return {
+        **project.env,
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "WEB_CONCURRENCY": "1",
+        "LOG_LEVEL": "INFO",
+        **extra,
+    }
