@@ -826,6 +826,17 @@ class Rehearsal:
 
     # --- termination ---------------------------------------------------------------------------
 
+    def _readiness_while_draining(self, container: Container) -> None:
+        """The kubelet keeps probing readiness while a pod terminates: say what it sees."""
+        spec = container.manifest.get("readinessProbe")
+        if not spec:
+            return
+        time.sleep(0.3)
+        handler = container.handler(spec)
+        attempt = handler.run(ProbeSettings.of(spec).timeout, container)
+        state = "still ready" if attempt.ok else "not ready (out of rotation)"
+        self.report.info(container.subject, "draining", f"after SIGTERM: {attempt.detail}: {state}")
+
     def terminate(self, pod: Pod, containers: list[Container]) -> None:
         """preStop, then SIGTERM; every container must exit (0) within the grace period."""
 
@@ -864,6 +875,7 @@ class Rehearsal:
             term_at = time.monotonic()
             catching = sandbox.catches(signal.SIGTERM)
             sandbox.signal(signal.SIGTERM)
+            self._readiness_while_draining(container)
             # The kubelet grants 2 s more when preStop used up the grace period.
             wait = max(deadline - time.monotonic(), 2.0 if time.monotonic() >= deadline else 0.0)
             try:
