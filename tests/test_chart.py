@@ -399,6 +399,16 @@ def test_network_policy_allows_the_app_port_dns_and_the_chosen_services(
         for kind, object_name, _spec in pod_specs(renders.docs[name]):
             labels = pod_labels(renders.docs[name], kind, object_name)
             assert selector.items() <= labels.items(), object_name
+        # the helm test pod may call the app, however narrow ingressFrom is
+        test_pod = pod_labels(renders.docs[name], "Pod", f"{fullname(renders)}-test-ready")
+        peers = ingress.get("from")
+        assert peers is None or any(
+            set(peer) == {"podSelector"}
+            and peer["podSelector"]["matchLabels"].items() <= test_pod.items()
+            for peer in peers
+        ), peers
+        if name == "production":
+            assert peers, "production values limit who may call the app"
 
 
 def pod_labels(docs: list[dict[str, Any]], kind: str, object_name: str) -> dict[str, str]:
