@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-from copier.errors import CopierError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -17,7 +16,6 @@ from rich.table import Table
 from . import __version__, checks, generating, rehearse, updating
 from .questionnaire import InvalidAnswer, Questionnaire, display, questionnaire
 from .template import load_config, template_source
-from .wizard import Wizard
 
 app = typer.Typer(
     name="svcgen",
@@ -236,10 +234,15 @@ def new(
         refuse_occupied(dest)
     try:
         source, q = _load(template, vcs_ref, dest or Path.cwd() / "project")
+        wizard = None
+        if interactive:
+            from .wizard import Wizard  # prompt_toolkit is slow to import: only when asking
+
+            wizard = Wizard(q)
         if not interactive and not defaults:
             _err().print("stdin is not a terminal: questions not given take their defaults")
         try:
-            answers = q.resolve(given, Wizard(q) if interactive else None)
+            answers = q.resolve(given, wizard)
         except InvalidAnswer as error:
             fail(f"invalid {error.name}: {error.rule}", EXIT_USAGE)
         if dest is None:
@@ -256,7 +259,7 @@ def new(
             if dry_run:
                 _out().print("[yellow]Dry run:[/] nothing was created.")
                 return
-            if interactive and not Wizard(q).confirm(f"Create {dest}?"):
+            if wizard is not None and not wizard.confirm(f"Create {dest}?"):
                 fail("cancelled: nothing was created")
             generating.move_into_place(target, dest)
     except KeyboardInterrupt:
@@ -339,12 +342,14 @@ def update(
         outcome = updating.update(
             path, data=typed, conflict=conflict.value, interactive=interactive, vcs_ref=vcs_ref
         )
+    except typer.Exit:
+        raise
     except updating.Refused as error:
         fail(f"refusing to update: {error}")
     except KeyboardInterrupt:
         _err().print("\n[yellow]Interrupted.[/] Check `git status` before retrying.")
         raise typer.Exit(EXIT_INTERRUPTED) from None
-    except (CopierError, ValueError) as error:
+    except Exception as error:  # Copier's own refusals, git failures, template bugs...
         fail(f"update failed: {error}")
     out = _out()
     before, after = outcome.answers_before.get("_commit"), outcome.answers_after.get("_commit")

@@ -14,8 +14,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import copier
-
 
 def is_empty_dir(path: Path) -> bool:
     return path.is_dir() and not any(path.iterdir())
@@ -71,6 +69,8 @@ def render(
     skip_tasks: bool = False,
 ) -> None:
     """`copier copy` with the resolved answers: Copier validates and derives the rest."""
+    import copier  # slow to import: only when generating
+
     copier.run_copy(
         source,
         str(target),

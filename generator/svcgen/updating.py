@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import copier
 import yaml
 
 ANSWERS_FILE = ".copier-answers.yml"
@@ -107,6 +106,8 @@ def update(
     vcs_ref: str | None = None,
 ) -> Outcome:
     """Run `copier update` (template's newest version, or `vcs_ref`) and report conflicts."""
+    import copier  # slow to import: only when updating
+
     path = path.resolve()
     before = read_answers(path)
     ensure_clean(path)
