@@ -658,6 +658,8 @@ def test_adding_redis_on_update_brings_in_its_wiring_and_keeps_user_edits(
 
     # The pieces the Redis option stands for, by name.
     assert f"src/{package}/core/cache.py" in updated
+    assert "tests/test_cache.py" in updated
+    assert re.search(r"^REDIS_URL=", updated[".env.example"], re.M)
     assert re.search(r"^\s+redis_url: ", updated[f"src/{package}/core/settings.py"], re.M)
     compose = yaml.safe_load(updated["docker-compose.yml"])
     assert "redis" in compose["services"]
