@@ -70,10 +70,10 @@ def test_an_empty_folder_fails_and_lists_what_is_missing(tmp_path: Path) -> None
     assert result.exit_code == 1
     out = result.stdout
     for missing in (
-        "no code reads environment variables",
+        "no code reads environment variables in 0 source files",
         "no liveness route",
         "no readiness route",
-        "no JSON log formatter",
+        "no JSON log formatter in 0 source files",
         "nothing handles SIGTERM",
         "no Dockerfile",
         "no Helm chart or Kubernetes manifests",

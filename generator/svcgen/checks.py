@@ -122,6 +122,10 @@ class Repo:
         return next(self.grep(pattern, files), None)
 
 
+def _searched(repo: Repo) -> str:
+    return f" in {len(repo.code)} source files"
+
+
 def _where(hit: Hit) -> str:
     return f"{hit.file}:{hit.line}"
 
@@ -140,7 +144,13 @@ def check_config(repo: Repo) -> Result:
     hit = repo.first(r"\bBaseSettings\b|pydantic_settings|environs|python-decouple", repo.code)
     hit = hit or repo.first(ENV_READ, repo.code)
     if hit is None:
-        return Result("config-env", title, "FAIL", "no code reads environment variables", ".")
+        return Result(
+            "config-env",
+            title,
+            "FAIL",
+            "no code reads environment variables" + _searched(repo),
+            ".",
+        )
     example = next((p for p in repo.files if p.name in {".env.example", ".env.sample"}), None)
     extra = f"; variables listed in {example}" if example else ""
     return Result(
@@ -248,7 +258,11 @@ def check_liveness(repo: Repo) -> Result:
             _where(generic),
         )
     return Result(
-        "health-live", title, "FAIL", "no liveness route (/health/live, /livez, /healthz)", "."
+        "health-live",
+        title,
+        "FAIL",
+        "no liveness route (/health/live, /livez, /healthz)" + _searched(repo),
+        ".",
     )
 
 
@@ -261,7 +275,7 @@ def check_readiness(repo: Repo) -> Result:
         "health-ready",
         title,
         "FAIL",
-        "no readiness route (/health/ready, /readyz): pods get traffic before they can serve",
+        "no readiness route (/health/ready, /readyz)" + _searched(repo),
         ".",
     )
 
@@ -291,7 +305,11 @@ def check_json_logs(repo: Repo) -> Result:
                 break
     if hit is None:
         return Result(
-            "json-logs", title, "FAIL", "no JSON log formatter found (plain-text logs)", "."
+            "json-logs",
+            title,
+            "FAIL",
+            "no JSON log formatter" + _searched(repo),
+            ".",
         )
     stdout = repo.first(STDOUT, [PurePosixPath(hit.file)]) or repo.first(STDOUT, repo.code)
     if stdout is None and re.search(STDOUT_BY_DEFAULT, hit.text):
@@ -586,7 +604,7 @@ def check_shutdown(repo: Repo) -> Result:
         "graceful-shutdown",
         title,
         "FAIL",
-        "nothing handles SIGTERM: in-flight requests are cut off",
+        "nothing handles SIGTERM" + _searched(repo),
         ".",
     )
 
