@@ -386,6 +386,11 @@ def test_copier_update_brings_v2_and_keeps_every_user_line(scenario: Scenario) -
     )
     assert "Updating to template version 2.0.0" in result.stderr
     check_update(scenario)
+    # The generated pre-commit hook must look for these markers outside a `git merge` too:
+    # `copier update` leaves no MERGE_HEAD, and without the flag the hook never checks.
+    pre_commit = yaml.safe_load(scenario.project.read(".pre-commit-config.yaml"))
+    hooks = {hook["id"]: hook for repo in pre_commit["repos"] for hook in repo["hooks"]}
+    assert "--assume-in-merge" in hooks["check-merge-conflict"].get("args", [])
 
 
 @pytest.mark.parametrize("conflict", ["inline", "rej"])
