@@ -267,6 +267,10 @@ def build_scenario(tmp: Path, data: Mapping[str, str] | None = None) -> Scenario
     project.append(config, "# Owned by the billing team: see the runbook before changing.\n")
     if config == ".env.example":
         project.replace_line(config, "LOG_LEVEL=INFO", "LOG_LEVEL=DEBUG")
+    else:
+        replicas = re.search(r"^replicaCount: .*$", project.read(config), re.M)
+        assert replicas, f"{config} has no top-level replicaCount"
+        project.replace_line(config, replicas.group(0), "replicaCount: 5  # billing peak load")
     readme_heading = heading_in_both(
         template.read("template/README.md.jinja"), project.read("README.md")
     )
