@@ -631,41 +631,36 @@ class Manifests:
 
 
 def find_manifests(repo: Repo) -> Manifests:
-    names = set(repo.files)
-    charts = [
-        p.parent
-        for p in repo.files
-        if p.name == "Chart.yaml"
-        or (p.name == "values.yaml" and any(f.parent == p.parent / "templates" for f in names))
-    ]
-    charts = list(dict.fromkeys(charts))
-    templates, values = [], []
+    """Helm charts (a Chart.yaml, or values.yaml next to templates/) and any YAML file
+    outside them with top-level `apiVersion:` and `kind:` (compose and CI files aside)."""
+    folders = {p.parent for p in repo.files}
+    charts = list(
+        dict.fromkeys(
+            p.parent
+            for p in repo.files
+            if p.name == "Chart.yaml"
+            or (p.name == "values.yaml" and p.parent / "templates" in folders)
+        )
+    )
+    manifests, values = [], []
     for path in repo.files:
         chart = next((c for c in charts if c in path.parents), None)
         if chart is not None:
             if path.parent == chart and path.name == "values.yaml":
                 values.append(path)
             elif (chart / "templates") in path.parents and path.suffix in {".yaml", ".yml", ".tpl"}:
-                templates.append(path)
+                manifests.append(path)
             continue
         if path.suffix not in {".yaml", ".yml"} or ".github" in path.parts:
             continue
         if "compose" in path.name or path.name.startswith("."):
             continue
         text = repo.text(path)
-        if (
-            re.search(r"^apiVersion:", text, re.MULTILINE)
-            and re.search(
-                r"^kind:\s*(Deployment|StatefulSet|DaemonSet|Pod|CronJob|Job|Service)\b",
-                text,
-                re.MULTILINE,
-            )
-        ) or (
-            re.search(r"^kind:\s*\w+", text, re.MULTILINE)
-            and re.search(r"^apiVersion:", text, re.MULTILINE)
+        if re.search(r"^apiVersion:", text, re.MULTILINE) and re.search(
+            r"^kind:\s*\w+", text, re.MULTILINE
         ):
-            templates.append(path)
-    return Manifests(templates, values, charts)
+            manifests.append(path)
+    return Manifests(manifests, values, charts)
 
 
 def _yaml_docs(text: str) -> list[Any]:
