@@ -316,6 +316,19 @@ def test_a_single_flaw_is_caught(
     assert others == [], "one flaw, one verdict"
 
 
+def test_the_final_stage_inherits_user_and_healthcheck_from_its_base_stage(tmp_path: Path) -> None:
+    dockerfile = (
+        "FROM node:20.11.1 AS base\nUSER 1000\nHEALTHCHECK CMD true\n"
+        'FROM base\nCMD ["node", "server.js"]\n'
+    )
+    assert verdicts(write(tmp_path, {**GOOD_NODE, "Dockerfile": dockerfile})) == dict.fromkeys(
+        ALL_CHECKS, "PASS"
+    )
+    (tmp_path / "Dockerfile").write_text(dockerfile.replace("FROM base", "FROM node:20.11.1"))
+    got = verdicts(tmp_path)
+    assert (got["docker-nonroot"], got["docker-healthcheck"]) == ("FAIL", "FAIL")
+
+
 def test_a_helm_chart_is_inspected_without_rendering(tmp_path: Path) -> None:
     files = {k: v for k, v in GOOD_NODE.items() if not k.startswith("deploy/")}
     files |= {

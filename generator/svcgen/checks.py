@@ -297,11 +297,10 @@ def check_json_logs(repo: Repo) -> Result:
         # A hand-written formatter: json.dumps inside a file that formats log records.
         for path in repo.code:
             text = repo.text(path)
-            if re.search(r"json\.dumps|JSON\.stringify", text) and re.search(
-                r"logging\.Formatter|LogRecord|def format\(", text
-            ):
-                line = text.count("\n", 0, text.find("json.dumps")) + 1
-                hit = Hit(str(path), line, "json.dumps in a log formatter")
+            dumps = re.search(r"json\.dumps|JSON\.stringify", text)
+            if dumps and re.search(r"logging\.Formatter|LogRecord|def format\(", text):
+                line = text.count("\n", 0, dumps.start()) + 1
+                hit = Hit(str(path), line, f"{dumps.group(0)} in a log formatter")
                 break
     if hit is None:
         return Result(
@@ -370,6 +369,29 @@ class Dockerfile:
             if stages:
                 stages[-1].append(instruction)
         return stages
+
+    def final_stage(self) -> list[Instruction]:
+        """The last stage, preceded by the stages it builds on (`FROM <stage>`): it
+        inherits their USER and HEALTHCHECK."""
+        stages = self.stages
+        if not stages:
+            return []
+        names: dict[str, int] = {}
+        for index, stage in enumerate(stages):
+            words = [w for w in stage[0].args.split() if not w.startswith("--")]
+            if len(words) >= 3 and words[1].upper() == "AS":
+                names[words[2].lower()] = index
+        chain: list[Instruction] = []
+        index, seen = len(stages) - 1, set()
+        while index not in seen:
+            seen.add(index)
+            chain = stages[index] + chain
+            words = [w for w in stages[index][0].args.split() if not w.startswith("--")]
+            parent = names.get(words[0].lower()) if words else None
+            if parent is None or parent >= index:
+                break
+            index = parent
+        return chain
 
     def global_args(self) -> dict[str, str]:
         args: dict[str, str] = {}
@@ -442,7 +464,7 @@ def check_dockerfile(repo: Repo) -> list[Result]:
             froms[0].line if froms else None,
         )
 
-    final = stages[-1] if stages else []
+    final = dockerfile.final_stage()
     users = [i for i in final if i.keyword == "USER"]
     if not users:
         result("docker-nonroot", "FAIL", "no USER in the final stage: the container runs as root")
@@ -573,8 +595,8 @@ def check_shutdown(repo: Repo) -> Result:
     hit = repo.first(SIGTERM_CODE, repo.code) or repo.first(SIGTERM, repo.code)
     found = find_dockerfile(repo)
     if found is not None:
-        final = Dockerfile.parse(str(found), repo.text(found)).stages[-1:] or [[]]
-        starts = [i for i in final[0] if i.keyword in {"CMD", "ENTRYPOINT"}]
+        final = Dockerfile.parse(str(found), repo.text(found)).final_stage()
+        starts = [i for i in final if i.keyword in {"CMD", "ENTRYPOINT"}]
         entry = next(
             (i for i in reversed(starts) if i.keyword == "ENTRYPOINT"),
             starts[-1] if starts else None,
