@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -329,7 +329,7 @@ def display(value: Any) -> str:
     return str(value)
 
 
-__all__: Sequence[str] = (
+__all__ = [
     "Choice",
     "InvalidAnswer",
     "Question",
@@ -337,4 +337,4 @@ __all__: Sequence[str] = (
     "display",
     "questionnaire",
     "to_bool",
-)
+]
