@@ -239,6 +239,10 @@ def new(
             from .wizard import Wizard  # prompt_toolkit is slow to import: only when asking
 
             wizard = Wizard(q)
+            _out().print(
+                f"[bold]svcgen {__version__}[/] — {len(q.questions)} questions from copier.yml. "
+                "Enter accepts the default; Ctrl-C quits and creates nothing.\n"
+            )
         if not interactive and not defaults:
             _err().print("stdin is not a terminal: questions not given take their defaults")
         try:
