@@ -185,3 +185,18 @@ def test_refuses_a_project_that_is_not_under_git(generated: tuple[Path, Path]) -
     result = svcgen("update", str(project))
     assert result.exit_code == 1
     assert "not a git repository" in result.stderr
+
+
+def test_a_project_inside_a_monorepo(tmp_path: Path) -> None:
+    template = make_template(tmp_path / "template")
+    mono = tmp_path / "mono"
+    project = mono / "services" / "tiny"
+    assert svcgen("new", str(project), "--template", str(template), "--yes").exit_code == 0
+    git(mono, "init", "--quiet", "--initial-branch=main")
+    (project / "README.md").write_text("# Tiny\n\nline one\nline two, ours\n", encoding="utf-8")
+    git(mono, "add", "-A")
+    git(mono, "commit", "--quiet", "-m", "monorepo")
+    release(template, "# {{ project_name }}\n\nline one\nline two, theirs\n", "v2.0.0")
+    result = svcgen("update", str(project))
+    assert result.exit_code == 0, result.output
+    assert "  README.md\n" in result.stdout, "paths relative to the project, not the repo"

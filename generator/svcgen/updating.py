@@ -78,22 +78,25 @@ def ensure_clean(path: Path) -> None:
 def conflicts(path: Path) -> list[str]:
     """Files left with conflict markers or `.rej` files, from git's view of the tree."""
     status = _git(path, "status", "--porcelain", "--untracked-files=all", "-z", "--", ".")
+    top = Path(_git(path, "rev-parse", "--show-toplevel").stdout.strip() or path).resolve()
     found: set[str] = set()
-    top = Path(_git(path, "rev-parse", "--show-toplevel").stdout.strip() or path)
-    for entry in status.stdout.split("\0"):
+    entries = iter(status.stdout.split("\0"))
+    for entry in entries:  # "XY path" (paths from the top); renames add "\0old path"
         if len(entry) < 4:
             continue
-        name = entry[3:]
-        file = top / name
-        if name.endswith(".rej"):
-            found.add(file.relative_to(path.resolve()).as_posix())
+        if entry[0] in "RC":
+            next(entries, None)
+        file = top / entry[3:]
+        shown = file.relative_to(path.resolve()).as_posix()
+        if shown.endswith(".rej"):
+            found.add(shown)
             continue
         try:
             text = file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
             continue
         if _MARKER.search(text) and "\n=======" in text:
-            found.add(file.relative_to(path.resolve()).as_posix())
+            found.add(shown)
     return sorted(found)
 
 
