@@ -42,6 +42,8 @@ DEFAULT_JOB_DEADLINE = 300.0
 #: ignores a SIGTERM that arrives earlier (as in any container), so stopping it sooner would
 #: only measure how fast it boots; one that never catches it fails at termination.
 SETTLE_SECONDS = 20.0
+#: How long to wait for another process on this machine to free the pod's ports.
+PORT_WAIT_SECONDS = 120.0
 
 
 # --- report ------------------------------------------------------------------------------------
@@ -605,14 +607,22 @@ class Rehearsal:
             }
         )
         with port_locks(ports):
+            began = time.monotonic()
             busy = [p for p in ports if not port_free(p)]
+            while busy and time.monotonic() - began < PORT_WAIT_SECONDS:
+                time.sleep(0.5)
+                busy = [p for p in ports if not port_free(p)]
+            if time.monotonic() - began >= 1:
+                report.info(
+                    pod.subject, "ports", f"waited {time.monotonic() - began:.0f}s for {ports}"
+                )
             if busy:
                 report.add(
                     False,
                     pod.subject,
                     "ports",
-                    f"port(s) {busy} already in use on this machine: "
-                    "another process would answer the probes",
+                    f"port(s) {busy} still in use on this machine after "
+                    f"{PORT_WAIT_SECONDS:g}s: another process would answer the probes",
                 )
                 return
             try:
