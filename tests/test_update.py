@@ -112,6 +112,13 @@ class TemplateRepo(Repo):
         self.commit(f"template {tag}")
         self.git("tag", tag)
 
+    def source(self, generated: str) -> str:
+        """The template file that renders `generated`, with or without `.jinja`."""
+        for candidate in (f"template/{generated}.jinja", f"template/{generated}"):
+            if (self.path / candidate).is_file():
+                return candidate
+        raise AssertionError(f"no template file renders {generated}")
+
     def copier_yml(self) -> dict[str, object]:
         loaded = yaml.safe_load(self.read("copier.yml"))
         assert isinstance(loaded, dict)
@@ -272,7 +279,7 @@ def build_scenario(tmp: Path, data: Mapping[str, str] | None = None) -> Scenario
         assert replicas, f"{config} has no top-level replicaCount"
         project.replace_line(config, replicas.group(0), "replicaCount: 5  # billing peak load")
     readme_heading = heading_in_both(
-        template.read("template/README.md.jinja"), project.read("README.md")
+        template.read(template.source("README.md")), project.read("README.md")
     )
     user_heading = readme_heading + " (billing team edition)"
     project.replace_line("README.md", readme_heading, user_heading)
@@ -287,14 +294,14 @@ def build_scenario(tmp: Path, data: Mapping[str, str] | None = None) -> Scenario
 
     # --- template v2: changes in files the user never touched, in a file the user
     # touched (other lines), and in the very line of README the user rewrote.
-    template.append("template/src/{{package_name}}/core/logging.py", TEMPLATE_V2_CODE)
-    template.append("template/Makefile.jinja", TEMPLATE_V2_MAKE)
-    settings_src = "template/src/{{package_name}}/core/settings.py.jinja"
+    template.append(template.source("src/{{package_name}}/core/logging.py"), TEMPLATE_V2_CODE)
+    template.append(template.source("Makefile"), TEMPLATE_V2_MAKE)
+    settings_src = template.source("src/{{package_name}}/core/settings.py")
     template.write(
         settings_src, "# Template v2: read once per process.\n" + template.read(settings_src)
     )
     template_heading = readme_heading + " (template v2)"
-    template.replace_line("template/README.md.jinja", readme_heading, template_heading)
+    template.replace_line(template.source("README.md"), readme_heading, template_heading)
     template.release("v2.0.0")
 
     return Scenario(
