@@ -132,12 +132,12 @@ NOTES = [
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 s load runs, 2 rounds, 3 runs")
-    parser.add_argument("--seconds", type=float, help="seconds per load run (default 6)")
+    parser.add_argument("--seconds", type=float, help="seconds per load run (default 5)")
     parser.add_argument("--rounds", type=int, help="load rounds per variant (default 4)")
     parser.add_argument("--no-before", action="store_true", help=f"skip the {BEFORE_REF} app")
     parser.add_argument("--no-write", action="store_true", help="do not write results.md")
     args = parser.parse_args()
-    seconds = args.seconds or (3.0 if args.quick else 6.0)
+    seconds = args.seconds or (3.0 if args.quick else 5.0)
     rounds = args.rounds or (2 if args.quick else 4)
     runs = 3 if args.quick else 5
 
