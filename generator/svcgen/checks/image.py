@@ -1,0 +1,259 @@
+"""Checks on the container image: the Dockerfile (parsed, stages and all) and .dockerignore."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from .repo import Repo, Result, Status
+
+
+@dataclass
+class Instruction:
+    keyword: str
+    args: str
+    line: int
+
+
+@dataclass
+class Dockerfile:
+    path: str
+    instructions: list[Instruction]
+
+    @classmethod
+    def parse(cls, path: str, text: str) -> Dockerfile:
+        instructions: list[Instruction] = []
+        pending, start = "", 0
+        for number, raw in enumerate(text.splitlines(), 1):
+            stripped = raw.strip()
+            if not pending and (not stripped or stripped.startswith("#")):
+                continue
+            if pending and stripped.startswith("#"):
+                continue
+            if not pending:
+                start = number
+            if stripped.endswith("\\"):
+                pending += stripped[:-1] + " "
+                continue
+            full = (pending + stripped).strip()
+            pending = ""
+            keyword, _, args = full.partition(" ")
+            instructions.append(Instruction(keyword.upper(), args.strip(), start))
+        return cls(path, instructions)
+
+    @property
+    def stages(self) -> list[list[Instruction]]:
+        stages: list[list[Instruction]] = []
+        for instruction in self.instructions:
+            if instruction.keyword == "FROM":
+                stages.append([])
+            if stages:
+                stages[-1].append(instruction)
+        return stages
+
+    def final_stage(self) -> list[Instruction]:
+        """The last stage, preceded by the stages it builds on (`FROM <stage>`): it
+        inherits their USER and HEALTHCHECK."""
+        stages = self.stages
+        if not stages:
+            return []
+        names: dict[str, int] = {}
+        for index, stage in enumerate(stages):
+            words = [w for w in stage[0].args.split() if not w.startswith("--")]
+            if len(words) >= 3 and words[1].upper() == "AS":
+                names[words[2].lower()] = index
+        chain: list[Instruction] = []
+        index, seen = len(stages) - 1, set()
+        while index not in seen:
+            seen.add(index)
+            chain = stages[index] + chain
+            words = [w for w in stages[index][0].args.split() if not w.startswith("--")]
+            parent = names.get(words[0].lower()) if words else None
+            if parent is None or parent >= index:
+                break
+            index = parent
+        return chain
+
+    def global_args(self) -> dict[str, str]:
+        args: dict[str, str] = {}
+        for instruction in self.instructions:
+            if instruction.keyword == "FROM":
+                break
+            if instruction.keyword == "ARG":
+                name, _, value = instruction.args.partition("=")
+                args[name.strip()] = value.strip().strip("\"'")
+        return args
+
+
+def _substitute(text: str, args: dict[str, str]) -> str:
+    def repl(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        return args.get(name) or match.group(0)
+
+    return re.sub(r"\$\{(\w+)(?::?[-+][^}]*)?\}|\$(\w+)", repl, text)
+
+
+def find_dockerfile(repo: Repo) -> PurePosixPath | None:
+    candidates = [
+        p
+        for p in repo.files
+        if p.name in {"Dockerfile", "Containerfile"}
+        or p.name.endswith(".Dockerfile")
+        or p.name.startswith("Dockerfile.")
+    ]
+    candidates.sort(key=lambda p: (len(p.parts), p.name != "Dockerfile", str(p)))
+    return candidates[0] if candidates else None
+
+
+def check_dockerfile(repo: Repo) -> list[Result]:
+    found = find_dockerfile(repo)
+    titles = {
+        "docker-multistage": "Image: multi-stage build",
+        "docker-nonroot": "Image: runs as non-root",
+        "docker-healthcheck": "Image: HEALTHCHECK",
+        "docker-pinned": "Image: pinned base images",
+        "docker-ignore": "Image: .dockerignore",
+    }
+    if found is None:
+        return [
+            Result(key, title, "FAIL", "no Dockerfile", "Dockerfile")
+            for key, title in titles.items()
+        ]
+    file = str(found)
+    dockerfile = Dockerfile.parse(file, repo.text(found))
+    stages = dockerfile.stages
+    args = dockerfile.global_args()
+    results = []
+
+    def result(key: str, status: Status, reason: str, line: int | None = None) -> None:
+        where = f"{file}:{line}" if line else file
+        results.append(Result(key, titles[key], status, reason, where))
+
+    froms = [s[0] for s in stages]
+    if len(stages) >= 2:
+        result(
+            "docker-multistage",
+            "PASS",
+            f"{len(stages)} stages; the last one is the runtime",
+            froms[-1].line,
+        )
+    else:
+        result(
+            "docker-multistage",
+            "FAIL",
+            "single stage: build tools and caches ship in the image",
+            froms[0].line if froms else None,
+        )
+
+    final = dockerfile.final_stage()
+    users = [i for i in final if i.keyword == "USER"]
+    if not users:
+        result("docker-nonroot", "FAIL", "no USER in the final stage: the container runs as root")
+    else:
+        stage_args = {**args}
+        for instruction in final:
+            if instruction.keyword == "ARG":
+                name, _, value = instruction.args.partition("=")
+                stage_args.setdefault(name.strip(), value.strip().strip("\"'"))
+        user = _substitute(users[-1].args, stage_args).split(":")[0].strip()
+        if user in {"root", "0"}:
+            result(
+                "docker-nonroot", "FAIL", f"USER {user}: the container runs as root", users[-1].line
+            )
+        elif user.isdigit():
+            result(
+                "docker-nonroot",
+                "PASS",
+                f"USER {users[-1].args} (numeric, non-root)",
+                users[-1].line,
+            )
+        else:
+            result(
+                "docker-nonroot",
+                "WARN",
+                f"USER {user}: a name, not a UID; Kubernetes runAsNonRoot can only verify numbers",
+                users[-1].line,
+            )
+
+    checks = [i for i in final if i.keyword == "HEALTHCHECK"]
+    if checks and not checks[-1].args.upper().startswith("NONE"):
+        result("docker-healthcheck", "PASS", "HEALTHCHECK in the final stage", checks[-1].line)
+    else:
+        result(
+            "docker-healthcheck",
+            "FAIL",
+            "no HEALTHCHECK in the final stage",
+            final[0].line if final else None,
+        )
+
+    stage_names: set[str] = set()
+    unpinned, unresolved, pinned = [], [], []
+    for instruction in froms:
+        words = [w for w in instruction.args.split() if not w.startswith("--")]
+        if not words:
+            continue
+        image = _substitute(words[0], args)
+        if len(words) >= 3 and words[1].upper() == "AS":
+            stage_names.add(words[2].lower())
+        if image.lower() in stage_names or image == "scratch":
+            continue
+        if "$" in image:
+            unresolved.append(image)
+            continue
+        tag = image.rsplit("/", 1)[-1].partition(":")[2]
+        if "@sha256:" not in image and (not tag or tag == "latest"):
+            unpinned.append(image)
+        else:
+            pinned.append(image)
+    if unpinned:
+        result(
+            "docker-pinned", "FAIL", f"unpinned base image: {', '.join(unpinned)}", froms[0].line
+        )
+    elif unresolved:
+        result(
+            "docker-pinned",
+            "WARN",
+            f"base image from a build argument: {', '.join(unresolved)}",
+            froms[0].line,
+        )
+    elif froms:
+        result(
+            "docker-pinned", "PASS", "pinned: " + ", ".join(dict.fromkeys(pinned)), froms[0].line
+        )
+    else:
+        result("docker-pinned", "FAIL", "no FROM instruction")
+
+    ignore = next(
+        (
+            p
+            for p in (found.parent / ".dockerignore", PurePosixPath(".dockerignore"))
+            if p in set(repo.files)
+        ),
+        None,
+    )
+    if ignore is None:
+        results.append(
+            Result(
+                "docker-ignore",
+                titles["docker-ignore"],
+                "FAIL",
+                "no .dockerignore: .git, .venv and .env go into the build context",
+                str(found.parent / ".dockerignore"),
+            )
+        )
+    else:
+        patterns = {
+            line.strip().strip("/").removeprefix("**/") for line in repo.text(ignore).splitlines()
+        }
+        missing = [p for p in (".git", ".env") if p not in patterns and "*" not in patterns]
+        status: Status = "WARN" if missing else "PASS"
+        reason = (
+            f"does not exclude {', '.join(missing)}"
+            if missing
+            else f"{len(patterns - {''})} patterns, .git and .env excluded"
+        )
+        results.append(
+            Result("docker-ignore", titles["docker-ignore"], status, reason, str(ignore))
+        )
+    return results
