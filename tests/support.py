@@ -170,6 +170,9 @@ def generate(dest: Path, data: Mapping[str, Any], src: str | Path = REPO) -> Pro
         str(src),
         str(dest),
         data=dict(data),
+        # HEAD with uncommitted changes, even once this repo has release tags (without a
+        # ref Copier renders the newest tag, and the tests would test the last release).
+        vcs_ref="HEAD",
         defaults=True,
         unsafe=True,
         quiet=True,
