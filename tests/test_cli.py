@@ -22,7 +22,14 @@ runner = CliRunner()
 SVCGEN = Path(sys.executable).parent / "svcgen"
 
 
+#: `new` renders this repo's working tree, as the copier.yml these tests read (without a
+#: ref, Copier and svcgen take the newest release tag).
+HEAD = ("--vcs-ref", "HEAD")
+
+
 def svcgen(*args: str) -> Result:
+    if args[:1] == ("new",) and "--template" not in args:
+        args = ("new", *HEAD, *args[1:])
     return runner.invoke(app, list(args), env={"COLUMNS": "200"})
 
 
@@ -125,7 +132,7 @@ def test_bad_name_from_a_real_process_without_stdin(tmp_path: Path) -> None:
     """The issue's own check: exit 2, the rule, nothing created — and no waiting on stdin."""
     dest = tmp_path / "b"
     result = subprocess.run(
-        [str(SVCGEN), "new", str(dest), "--data", "project_name=Bad Name!"],
+        [str(SVCGEN), "new", *HEAD, str(dest), "--data", "project_name=Bad Name!"],
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
@@ -140,7 +147,7 @@ def test_bad_name_from_a_real_process_without_stdin(tmp_path: Path) -> None:
 def test_no_terminal_means_defaults_not_waiting(tmp_path: Path) -> None:
     dest = tmp_path / "p"
     result = subprocess.run(
-        [str(SVCGEN), "new", str(dest), "--framework", "flask"],
+        [str(SVCGEN), "new", *HEAD, str(dest), "--framework", "flask"],
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,

@@ -29,7 +29,7 @@ def spawn(*args: str, cwd: Path) -> pexpect.spawn:
     env.pop("SVCGEN_TEMPLATE", None)
     return pexpect.spawn(
         SVCGEN,
-        list(args),
+        [*args, "--vcs-ref", "HEAD"],  # the working tree's copier.yml
         cwd=str(cwd),
         env=env,
         encoding="utf-8",
