@@ -152,6 +152,7 @@ def new(
         typer.Option(
             "--framework",
             "-f",
+            metavar="NAME",
             help="Web framework (see `svcgen options`).",
             autocompletion=_complete("framework"),
         ),
@@ -161,6 +162,7 @@ def new(
         typer.Option(
             "--service",
             "-s",
+            metavar="NAME",
             help="A backing service to attach; repeat for more.",
             autocompletion=_complete("services"),
         ),
@@ -195,6 +197,7 @@ def new(
         str | None,
         typer.Option(
             "--template",
+            metavar="SOURCE",
             help="Template: a folder or git URL (default: $SVCGEN_TEMPLATE or svcgen's own).",
             show_default=False,
         ),
@@ -203,6 +206,7 @@ def new(
         str | None,
         typer.Option(
             "--vcs-ref",
+            metavar="REF",
             help="Template git ref (default: newest release tag, else HEAD with local changes).",
         ),
     ] = None,
@@ -327,7 +331,9 @@ def update(
     vcs_ref: Annotated[
         str | None,
         typer.Option(
-            "--vcs-ref", help="Template git ref to update to (default: newest release tag)."
+            "--vcs-ref",
+            metavar="REF",
+            help="Template git ref to update to (default: newest release tag).",
         ),
     ] = None,
 ) -> None:
@@ -428,7 +434,12 @@ def check(
 def options(
     template: Annotated[
         str | None,
-        typer.Option("--template", help="Template (default: svcgen's own).", show_default=False),
+        typer.Option(
+            "--template",
+            metavar="SOURCE",
+            help="Template (default: svcgen's own).",
+            show_default=False,
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
