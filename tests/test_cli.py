@@ -234,6 +234,7 @@ def test_a_failing_generation_leaves_nothing(tmp_path: Path) -> None:
 def test_options_lists_every_question_and_choice() -> None:
     result = svcgen("options")
     assert result.exit_code == 0, result.output
+    assert "my-service (derived)" in result.stdout
     for name, spec in questions().items():
         assert name in result.stdout
         choices = spec.get("choices") or []
@@ -247,8 +248,13 @@ def test_options_json_is_copier_yml() -> None:
     rows = json.loads(result.stdout)
     config = questions()
     assert [row["name"] for row in rows] == list(config)
+    by_name = {row["name"]: row for row in rows}
+    assert by_name["project_slug"]["resolved_default"] == "my-service"
+    assert by_name["project_slug"]["derived"] is True
+    assert by_name["framework"]["resolved_default"] == "fastapi"
     for row in rows:
         spec = config[row["name"]]
+        assert row["default"] == spec["default"]
         assert row["help"] == spec["help"]
         assert row["type"] == spec["type"]
         choices = spec.get("choices") or []

@@ -445,15 +445,21 @@ def options(
 ) -> None:
     """List the template's questions, their choices and defaults (from copier.yml)."""
     _, q = _load(template, None, Path.cwd() / "project")
+    try:
+        resolved = q.resolve({})  # every default, derived ones computed from the others
+    except InvalidAnswer:
+        resolved = {}
     rows = []
     for question in q.questions:
-        choices = q.choices(question, {})
+        choices = q.choices(question, resolved)
         rows.append(
             {
                 "name": question.name,
                 "type": question.type,
                 "multiselect": question.multiselect,
                 "default": question.default,
+                "resolved_default": resolved.get(question.name),
+                "derived": isinstance(question.default, str) and "{" in question.default,
                 "choices": [{"label": c.label, "value": c.value} for c in choices],
                 "help": question.help,
             }
@@ -467,9 +473,10 @@ def options(
     for row in rows:
         values = ", ".join(str(c["value"]) for c in row["choices"])
         kind = f"{row['type']} (many)" if row["multiselect"] else str(row["type"])
-        table.add_row(
-            row["name"], kind, escape(display(row["default"])), values, escape(str(row["help"]))
-        )
+        default = display(row["resolved_default"] if row["name"] in resolved else row["default"])
+        if row["derived"]:
+            default += " (derived)"
+        table.add_row(row["name"], kind, escape(default), values, escape(str(row["help"])))
     _out().print(table)
 
 
