@@ -95,6 +95,35 @@ def _condition(repo: Repo, hit: Hit) -> str:
     return ""
 
 
+def _lookup(values: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(values, dict) or part not in values:
+            return None
+        values = values[part]
+    return values
+
+
+def _toggle(repo: Repo, manifests: Manifests, hit: Hit, condition: str) -> str:
+    """How a `{{ if .Values.x.enabled }}` toggle is set: by default, and by the chart's
+    own scenario files (chart-testing's ci/*-values.yaml)."""
+    flag = re.fullmatch(r"\.Values\.([\w.]+)", condition)
+    chart = next((c for c in manifests.charts if c in PurePosixPath(hit.file).parents), None)
+    if flag is None or chart is None:
+        return f"rendered when {condition}"
+    name = flag.group(1)
+    docs = _yaml_docs(repo.text(chart / "values.yaml"))
+    state = "on" if docs and _lookup(docs[0], name) is True else "off"
+    scenarios = [
+        p.name
+        for p in repo.files
+        if p.parent == chart / "ci"
+        and p.suffix in {".yaml", ".yml"}
+        and any(_lookup(doc, name) is True for doc in _yaml_docs(repo.text(p)))
+    ]
+    elsewhere = f"; on in ci/{', ci/'.join(scenarios)}" if scenarios and state == "off" else ""
+    return f"{name}: {state} by default{elsewhere}"
+
+
 def check_kubernetes(repo: Repo) -> list[Result]:
     manifests = find_manifests(repo)
     titles = {
@@ -198,6 +227,6 @@ def check_kubernetes(repo: Repo) -> list[Result]:
             add(key, "FAIL", f"no {kind}")
             continue
         condition = _condition(repo, hit)
-        suffix = f" (rendered when {condition})" if condition else ""
+        suffix = f" ({_toggle(repo, manifests, hit, condition)})" if condition else ""
         add(key, "PASS", f"{kind} defined{suffix}", hit.file)
     return results
