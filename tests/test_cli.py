@@ -231,6 +231,14 @@ def test_a_failing_generation_leaves_nothing(tmp_path: Path) -> None:
     assert entries(out) == [], "neither the project, its staging folder nor its parents remain"
 
 
+def test_an_unwritable_destination_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a folder\n", encoding="utf-8")
+    result = svcgen("new", str(tmp_path / "a-file" / "p"), "--defaults")
+    assert result.exit_code == 1
+    assert "cannot create" in result.stderr
+    assert entries(tmp_path) == ["a-file"]
+
+
 def test_options_lists_every_question_and_choice() -> None:
     result = svcgen("options")
     assert result.exit_code == 0, result.output

@@ -273,6 +273,8 @@ def new(
     except KeyboardInterrupt:
         _err().print("\n[yellow]Interrupted:[/] nothing was created.")
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    except OSError as error:  # the destination's folder is read-only, the disk is full...
+        fail(f"cannot create {dest}: {error}")
     _next_steps(dest, answers)
 
 
