@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from svcgen.cli import app
 from svcgen.questionnaire import InvalidAnswer, Question, Questionnaire
+from typer.testing import CliRunner
 
 CONFIG = yaml.safe_load(
     """
@@ -147,3 +150,21 @@ def test_values_from_flags_are_typed() -> None:
     answers = questionnaire().resolve({"replicas": "3", "public": "no"})
     assert answers["replicas"] == 3
     assert answers["public"] is False
+
+
+def test_secret_answers_are_masked_in_the_summary(tmp_path: Path) -> None:
+    template = tmp_path / "t"
+    (template / "files").mkdir(parents=True)
+    (template / "copier.yml").write_text(
+        "_subdirectory: files\n"
+        "token: {type: str, help: Token, secret: true, default: s3cr3t-t0ken}\n",
+        encoding="utf-8",
+    )
+    (template / "files" / "x.txt").write_text("x\n", encoding="utf-8")
+    result = CliRunner().invoke(
+        app, ["new", str(tmp_path / "p"), "--template", str(template), "--dry-run"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "token" in result.stdout
+    assert "********" in result.stdout
+    assert "s3cr3t-t0ken" not in result.stdout

@@ -111,13 +111,14 @@ def main(
 # --- new --------------------------------------------------------------------------------
 
 
-def _summary(answers: dict[str, Any], dest: Path, files: list[str]) -> None:
+def _summary(q: Questionnaire, answers: dict[str, Any], dest: Path, files: list[str]) -> None:
+    secret = {question.name for question in q.questions if question.secret}
     out = _out()
     table = Table(title=f"Project in {dest}", show_header=False, title_justify="left")
     table.add_column("question", style="cyan")
     table.add_column("answer")
     for name, value in answers.items():
-        table.add_row(name, escape(display(value)))
+        table.add_row(name, "********" if name in secret else escape(display(value)))
     out.print(table)
     out.print(f"[bold]{len(files)} files[/] to create in {escape(str(dest))}:")
     for file in files:
@@ -263,7 +264,7 @@ def new(
                 fail(str(error), EXIT_USAGE)
             except Exception as error:  # a template bug, a failing task, a full disk...
                 fail(f"generation failed: {type(error).__name__}: {error}")
-            _summary(answers, dest, generating.files_of(target))
+            _summary(q, answers, dest, generating.files_of(target))
             if dry_run:
                 _out().print("[yellow]Dry run:[/] nothing was created.")
                 return
