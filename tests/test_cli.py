@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -297,3 +298,28 @@ def test_wizard_defaults_agree_with_copier(tmp_path: Path, data: dict[str, Any])
     ours = Questionnaire.from_config(copier_config(), tmp_path / "p").resolve(data)
     copier_answers = generate(tmp_path / "p", data).answers
     assert ours == {k: v for k, v in copier_answers.items() if not k.startswith("_")}
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        ("svcgen new --framework f", ["fastapi", "flask"]),
+        ("svcgen new -s r", ["redis", "rabbitmq"]),
+    ],
+)
+def test_shell_completion_offers_copier_ymls_choices(words: str, expected: list[str]) -> None:
+    result = subprocess.run(
+        [str(SVCGEN)],
+        env={
+            **os.environ,
+            "_SVCGEN_COMPLETE": "complete_bash",
+            "COMP_WORDS": words,
+            "COMP_CWORD": str(len(words.split()) - 1),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == expected
