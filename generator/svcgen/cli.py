@@ -287,13 +287,15 @@ class ConflictMode(StrEnum):
     rej = "rej"
 
 
-def _typed_update_data(data: dict[str, str], answers: dict[str, Any], path: Path) -> dict[str, Any]:
+def _typed_update_data(
+    data: dict[str, str], answers: dict[str, Any], path: Path, vcs_ref: str | None
+) -> dict[str, Any]:
     """--data values typed by the template's questions (Copier gets real lists and ints)."""
     if not data:
         return {}
     source = str(answers.get("_src_path", ""))
     try:
-        q = questionnaire(load_config(source), path, "update")
+        q = questionnaire(load_config(source, vcs_ref), path, "update")
     except (OSError, ValueError):
         return dict(data)
     known = {question.name for question in q.questions}
@@ -351,7 +353,7 @@ def update(
     try:
         answers = updating.read_answers(path)
         updating.ensure_clean(path)
-        typed = _typed_update_data(_parse_data(data), answers, path)
+        typed = _typed_update_data(_parse_data(data), answers, path, vcs_ref)
         outcome = updating.update(
             path, data=typed, conflict=conflict.value, interactive=interactive, vcs_ref=vcs_ref
         )
