@@ -564,3 +564,47 @@ def test_run_scripts_pass_shellcheck(project: ProjectFactory, answers: dict[str,
                 assert result.returncode == 0, f"{name}:{job_name} step {index}\n{result.stdout}"
                 scripts += 1
     assert scripts >= 10, f"only {scripts} run: scripts found"
+
+
+def test_local_env_mapping_rejects_a_mismatched_service_url() -> None:
+    """The mapping onto this machine refuses URLs that would not reach the job's own containers."""
+    container = {
+        "image": "postgres:17.5-alpine",
+        "env": {"POSTGRES_USER": "app", "POSTGRES_PASSWORD": "app", "POSTGRES_DB": "app_test"},
+        "ports": ["5432:5432"],
+    }
+
+    def ci_with(url: str) -> dict[str, Any]:
+        env = {"CI": "true", "TEST_RUN_PREFIX": "ci_${{ github.run_id }}", "DATABASE_URL": url}
+        return {"jobs": {"test": {"services": {"postgres": container}, "env": env}}}
+
+    good = local_test_job_env(
+        ci_with("postgresql://app:app@localhost:5432/app_test"), ["postgres"], "p"
+    )
+    assert good["DATABASE_URL"] == LOCAL_SERVICES["postgres"]["DATABASE_URL"]
+    assert good["TEST_RUN_PREFIX"] == "p"
+    for wrong in (
+        "postgresql://app:app@localhost:5433/app_test",  # port not published
+        "postgresql://app:app@postgres:5432/app_test",  # container host: the job runs on the VM
+        "postgresql://app:other@localhost:5432/app_test",  # not the container's password
+        "postgresql://app:app@localhost:5432/other",  # not the container's database
+    ):
+        with pytest.raises(AssertionError):
+            local_test_job_env(ci_with(wrong), ["postgres"], "p")
+    with pytest.raises(AssertionError):  # a service chosen but no URL for it
+        local_test_job_env(ci_with("postgresql://app:app@localhost:5432/app_test"), [], "p")
+
+
+def test_pin_pattern_accepts_only_shas_with_their_version() -> None:
+    sha = "11bd71901bbe5b1630ceea73d27597364c9af683"
+    assert PINNED.match(f"      - uses: actions/checkout@{sha} # v4.2.2")
+    assert resolve_pins(f"      - uses: actions/checkout@{sha} # v4.2.2") == (
+        "      - uses: actions/checkout@v4"
+    )
+    for line in (
+        "      - uses: actions/checkout@v4",
+        "      - uses: actions/checkout@v4.2.2",
+        f"      - uses: actions/checkout@{sha}",
+        f"      - uses: actions/checkout@{sha[:7]} # v4.2.2",
+    ):
+        assert not PINNED.match(line), line
