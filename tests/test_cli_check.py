@@ -329,6 +329,14 @@ def test_the_final_stage_inherits_user_and_healthcheck_from_its_base_stage(tmp_p
     assert (got["docker-nonroot"], got["docker-healthcheck"]) == ("FAIL", "FAIL")
 
 
+def test_every_dockerfile_is_checked_and_the_worst_reported(tmp_path: Path) -> None:
+    write(tmp_path, {**GOOD_NODE, "docker/worker.Dockerfile": image(user="0")})
+    results = {r.id: r for r in audit(tmp_path)}
+    assert results["docker-nonroot"].status == "FAIL"
+    assert results["docker-nonroot"].file == "docker/worker.Dockerfile:3"
+    assert results["docker-healthcheck"].reason.endswith("(all 2 Dockerfiles)")
+
+
 def test_a_helm_chart_is_inspected_without_rendering(tmp_path: Path) -> None:
     files = {k: v for k, v in GOOD_NODE.items() if not k.startswith("deploy/")}
     files |= {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 
 from .repo import Repo, Result, Status
@@ -94,7 +94,8 @@ def _substitute(text: str, args: dict[str, str]) -> str:
     return re.sub(r"\$\{(\w+)(?::?[-+][^}]*)?\}|\$(\w+)", repl, text)
 
 
-def find_dockerfile(repo: Repo) -> PurePosixPath | None:
+def find_dockerfiles(repo: Repo) -> list[PurePosixPath]:
+    """Every Dockerfile (or Containerfile, x.Dockerfile, Dockerfile.x), top-level first."""
     candidates = [
         p
         for p in repo.files
@@ -102,24 +103,46 @@ def find_dockerfile(repo: Repo) -> PurePosixPath | None:
         or p.name.endswith(".Dockerfile")
         or p.name.startswith("Dockerfile.")
     ]
-    candidates.sort(key=lambda p: (len(p.parts), p.name != "Dockerfile", str(p)))
-    return candidates[0] if candidates else None
+    return sorted(candidates, key=lambda p: (len(p.parts), p.name != "Dockerfile", str(p)))
+
+
+def find_dockerfile(repo: Repo) -> PurePosixPath | None:
+    """The main Dockerfile: the shallowest, `Dockerfile` itself preferred."""
+    found = find_dockerfiles(repo)
+    return found[0] if found else None
+
+
+TITLES = {
+    "docker-multistage": "Image: multi-stage build",
+    "docker-nonroot": "Image: runs as non-root",
+    "docker-healthcheck": "Image: HEALTHCHECK",
+    "docker-pinned": "Image: pinned base images",
+    "docker-ignore": "Image: .dockerignore",
+}
+_SEVERITY = {"PASS": 0, "WARN": 1, "FAIL": 2}
 
 
 def check_dockerfile(repo: Repo) -> list[Result]:
-    found = find_dockerfile(repo)
-    titles = {
-        "docker-multistage": "Image: multi-stage build",
-        "docker-nonroot": "Image: runs as non-root",
-        "docker-healthcheck": "Image: HEALTHCHECK",
-        "docker-pinned": "Image: pinned base images",
-        "docker-ignore": "Image: .dockerignore",
-    }
-    if found is None:
+    """Every Dockerfile is checked; each check reports the worst of them."""
+    found = find_dockerfiles(repo)
+    if not found:
         return [
             Result(key, title, "FAIL", "no Dockerfile", "Dockerfile")
-            for key, title in titles.items()
+            for key, title in TITLES.items()
         ]
+    per_file = [_check_one(repo, path) for path in found]
+    merged = []
+    for key in TITLES:
+        verdicts = [r for results in per_file for r in results if r.id == key]
+        worst = max(verdicts, key=lambda r: _SEVERITY[r.status])
+        if len(found) > 1 and worst.status == "PASS":
+            worst = replace(worst, reason=f"{worst.reason} (all {len(found)} Dockerfiles)")
+        merged.append(worst)
+    return merged
+
+
+def _check_one(repo: Repo, found: PurePosixPath) -> list[Result]:
+    titles = TITLES
     file = str(found)
     dockerfile = Dockerfile.parse(file, repo.text(found))
     stages = dockerfile.stages
