@@ -73,6 +73,8 @@ def test_derived_values_follow_the_name(tmp_path: Path) -> None:
         ({"package_name": "my-pkg"}, "package_name must be a valid"),
         ({"package_name": "logging"}, "would shadow"),
         ({"author_email": "nobody"}, "author_email must look like"),
+        ({"description": 'The "best" service'}, "description must not contain double quotes"),
+        ({"author_name": "Ada \\ Co"}, "author_name must be one line without double quotes"),
         ({"port": 80}, "port must be between 1024 and 65535"),
         ({"container_registry": "GHCR.io/Acme"}, "container_registry must look like"),
         ({"framework": "django"}, "django"),
