@@ -155,6 +155,20 @@ class Server:
         return self.proc.returncode
 
 
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User + system CPU time the processes have used: unlike wall time, other load on the
+    machine barely changes it."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15 of stat)
+    return total / ticks
+
+
 def memory_kib(pid: int) -> tuple[int, int]:
     """(RSS, PSS) of a process in KiB; PSS shares pages shared with the forked workers."""
     rss = pss = 0

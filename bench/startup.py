@@ -20,6 +20,7 @@ from harness import (
     SERVER_CPU,
     Row,
     Server,
+    cpu_seconds,
     free_port,
     memory_kib,
     pinned,
@@ -39,6 +40,7 @@ HEADROOM = 1.25  # the chart's memory request: master + worker at idle, plus a q
 class Startup:
     framework: str
     ready_seconds: list[float]
+    cpu_seconds: list[float]
     master_rss_kib: int
     worker_rss_kib: int
     pss_kib: int
@@ -48,7 +50,7 @@ class Startup:
         return (self.master_rss_kib + self.worker_rss_kib) / 1024
 
 
-def start_once(project: Project, work: Path, log: str) -> tuple[float, Server]:
+def start_once(project: Project, work: Path, log: str) -> tuple[float, float, Server]:
     port = free_port()
     server = Server(
         pinned(SERVER_CPU, service_argv(project)),
@@ -57,16 +59,18 @@ def start_once(project: Project, work: Path, log: str) -> tuple[float, Server]:
         port=port,
         log=work / log,
     )
-    return server.wait_for("/health/ready"), server
+    ready = server.wait_for("/health/ready")
+    return ready, cpu_seconds([server.pid, *server.children()]), server
 
 
 def measure_one(project: Project, work: Path, runs: int) -> Startup:
     framework = str(project.answers["framework"])
-    times = []
+    times, cpu = [], []
     master = worker = pss = 0
     for i in range(runs):
-        seconds, server = start_once(project, work, f"startup-{framework}-{i}.log")
+        seconds, cpu_used, server = start_once(project, work, f"startup-{framework}-{i}.log")
         times.append(seconds)
+        cpu.append(cpu_used)
         if i == runs - 1:
             time.sleep(1.0)  # idle: let start-up garbage settle
             master, master_pss = memory_kib(server.pid)
@@ -74,7 +78,7 @@ def measure_one(project: Project, work: Path, runs: int) -> Startup:
             worker, worker_pss = memory_kib(workers[0]) if workers else (0, 0)
             pss = master_pss + worker_pss
         server.stop()
-    return Startup(framework, times, master, worker, pss)
+    return Startup(framework, times, cpu, master, worker, pss)
 
 
 def measure(work: Path, projects: dict[str, Project], runs: int = 5) -> list[Startup]:
@@ -95,7 +99,9 @@ def rows(results: list[Startup]) -> list[Row]:
             Row(
                 "start-up",
                 f"{r.framework}: start to /health/ready 200",
-                f"{median:.2f} s median (max {max(r.ready_seconds):.2f}, n={len(r.ready_seconds)})",
+                f"{median:.2f} s median (max {max(r.ready_seconds):.2f}, "
+                f"n={len(r.ready_seconds)}); "
+                f"CPU used {statistics.median(r.cpu_seconds):.2f} s",
                 f"< {TARGET_SECONDS:g} s",
                 median < TARGET_SECONDS,
             ),

@@ -25,6 +25,7 @@ from harness import (
     SERVER_CPU,
     Row,
     Server,
+    cpu_seconds,
     free_port,
     memory_kib,
     pinned,
@@ -97,6 +98,7 @@ class WrkResult:
     p99_ms: float
     requests: int
     errors: int
+    cpu_us_per_request: float = 0.0
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -177,6 +179,12 @@ class Comparison:
     def ratio(self, results: list[WrkResult]) -> float:
         return self.median(results, "rps") / self.median(self.bare, "rps")
 
+    def cpu_ratio(self, results: list[WrkResult]) -> float:
+        """Bare CPU per request over ours: the rps ratio when the server has a core to itself."""
+        return self.median(self.bare, "cpu_us_per_request") / self.median(
+            results, "cpu_us_per_request"
+        )
+
     def pair_ratios(self, results: list[WrkResult]) -> list[float]:
         return [g.rps / b.rps for g, b in zip(results, self.bare, strict=True)]
 
@@ -225,7 +233,11 @@ def compare(
         for i in range(rounds):
             shift = i % len(servers)
             for server, _, results in servers[shift:] + servers[:shift]:
-                results.append(wrk(server.port, seconds))
+                pids = [server.pid, *server.children()]
+                cpu = cpu_seconds(pids)
+                run = wrk(server.port, seconds)
+                run.cpu_us_per_request = (cpu_seconds(pids) - cpu) / run.requests * 1e6
+                results.append(run)
         workers = servers[1][0].children()
         if workers:
             result.worker_rss_after_load_kib = memory_kib(workers[0])[0]
@@ -246,10 +258,20 @@ def _latency(results: list[WrkResult]) -> str:
 def rows(comparisons: list[Comparison]) -> list[Row]:
     out = []
     section = "throughput"
+    med = Comparison.median
     for c in comparisons:
         out += [
             Row(section, f"{c.framework}: bare rps, p50 / p99", _latency(c.bare)),
             Row(section, f"{c.framework}: generated rps, p50 / p99", _latency(c.generated)),
+            Row(
+                section,
+                f"{c.framework}: server CPU per request",
+                f"bare {med(c.bare, 'cpu_us_per_request'):.0f} us, generated "
+                f"{med(c.generated, 'cpu_us_per_request'):.0f} us: rps ratio on an idle core "
+                f"~{c.cpu_ratio(c.generated):.0%}",
+                f">= {TARGET:.0%}",
+                c.cpu_ratio(c.generated) >= TARGET,
+            ),
             Row(
                 section,
                 f"{c.framework}: generated / bare rps",
@@ -264,7 +286,7 @@ def rows(comparisons: list[Comparison]) -> list[Row]:
                 Row(
                     section,
                     f"{c.framework}: before hot-path work / bare",
-                    f"{c.ratio(c.before):.0%} (rounds: "
+                    f"{c.ratio(c.before):.0%}, CPU ~{c.cpu_ratio(c.before):.0%} (rounds: "
                     f"{', '.join(f'{r:.0%}' for r in c.pair_ratios(c.before))}); "
                     f"{_latency(c.before)}",
                 )
