@@ -105,7 +105,14 @@ NOTES = [
     "- **Noise.** The machine has 2 CPUs shared with other engineers' test runs (see the load "
     "average above): single rounds swing by ±10-20 %; compare the ratios, not absolute rps, "
     "and prefer more rounds (`--rounds`). wrk itself uses well under a core at these rates, so "
-    "the load generator is not the bottleneck (a Python load generator would be).",
+    "the load generator is not the bottleneck (a Python load generator would be). Under load "
+    "the wall-clock ratio understates the generated app: it makes a write() per request for "
+    "its access line, and every extra syscall is one more chance to lose the shared core.",
+    "- **CPU figures** are load-independent estimates: the server's user + system CPU time "
+    "(master + worker, /proc/<pid>/stat) during each wrk run divided by the requests served; "
+    "bare CPU / generated CPU is the rps ratio the two would reach with a core to themselves. "
+    "Likewise *CPU used* at start-up: what start-up would take on an idle core (the wall "
+    "time also counts waiting for the CPU). Clock ticks are 10 ms, over runs of seconds.",
     "- **Before / after.** `before` is the template at "
     f"`{BEFORE_REF}` (before the hot-path work), generated and served beside the current one "
     "in the same rounds. Changes: FastAPI logged every request twice (uvicorn re-enables its "
