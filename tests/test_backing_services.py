@@ -1,0 +1,203 @@
+"""Generated services with PostgreSQL, Redis and RabbitMQ, run against the local servers.
+
+For each framework: migrate, serve, probe, round-trip an item through the database, and
+watch the worker process log the event; then point DATABASE_URL at a closed port and
+check the service stays alive but not ready, naming the database check.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import signal
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import IO, Any
+
+import httpx
+import pytest
+
+from .conftest import ProjectFactory
+from .support import FRAMEWORKS, SERVICES, Project, combo_id, matrix, service_env
+
+pytestmark = pytest.mark.e2e
+
+ALL_SERVICES = [a for a in matrix() if sorted(a["services"]) == sorted(SERVICES)]
+assert sorted(a["framework"] for a in ALL_SERVICES) == sorted(FRAMEWORKS), "one per framework"
+HEALTH_CHECK_TIMEOUT = 2.0
+
+# Run with the project's own Python (it has psycopg and aio-pika); argv[1] is the name.
+_CREATE_SCHEMA = (
+    "import os, sys, psycopg\n"
+    "with psycopg.connect(os.environ['DATABASE_URL'], autocommit=True) as c:\n"
+    "    c.execute(f'CREATE SCHEMA \"{sys.argv[1]}\"')\n"
+)
+_CLEAN_UP = (
+    "import asyncio, os, sys, aio_pika, psycopg\n"
+    "with psycopg.connect(os.environ['DATABASE_URL'], autocommit=True) as c:\n"
+    "    c.execute(f'DROP SCHEMA IF EXISTS \"{sys.argv[1]}\" CASCADE')\n"
+    "async def main():\n"
+    "    async with await aio_pika.connect(os.environ['AMQP_URL']) as connection:\n"
+    "        channel = await connection.channel()\n"
+    "        await channel.queue_delete(sys.argv[1])\n"
+    "asyncio.run(main())\n"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def lines_of(stream: IO[str]) -> queue.Queue[str]:
+    """A process's output lines as they come ("" once it ends), so waits can time out."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        for line in stream:
+            lines.put(line)
+        lines.put("")
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
+@contextmanager
+def running(
+    project: Project, module: str, env: Mapping[str, str]
+) -> Iterator[tuple[subprocess.Popen[str], queue.Queue[str]]]:
+    """`python -m module` in the project; stopped with SIGTERM (and must exit 0) afterwards."""
+    process = subprocess.Popen(
+        [str(project.python), "-m", module],
+        cwd=project.path,
+        env={**project.env, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    try:
+        yield process, lines_of(process.stdout)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0, f"{module} did not exit cleanly on SIGTERM"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def wait_for(url: str, status: int, process: subprocess.Popen[str], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"exited with {process.returncode} during start-up"
+        try:
+            if httpx.get(url, timeout=5).status_code == status:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"{url} never answered {status}")
+
+
+@pytest.fixture(params=ALL_SERVICES, ids=combo_id)
+def service(
+    project: ProjectFactory, request: pytest.FixtureRequest
+) -> Iterator[tuple[Project, dict[str, str]]]:
+    """An all-services project and the environment for one run: own schema, queue, key prefix."""
+    generated = project(request.param)
+    name = f"svcgen_e2e_{uuid.uuid4().hex[:8]}"
+    env = service_env(SERVICES, name)
+    server_url = env["DATABASE_URL"]
+    env.update(
+        DATABASE_URL=f"{server_url}?options=-csearch_path%3D{name}",
+        EVENTS_QUEUE=name,
+        CACHE_KEY_PREFIX=name,
+        HEALTH_CHECK_TIMEOUT=str(HEALTH_CHECK_TIMEOUT),
+        DRAIN_SECONDS="0",
+    )
+    generated.run(
+        str(generated.python), "-c", _CREATE_SCHEMA, name, env={**env, "DATABASE_URL": server_url}
+    )
+    try:
+        yield generated, env
+    finally:
+        generated.run(
+            str(generated.python), "-c", _CLEAN_UP, name, env={**env, "DATABASE_URL": server_url}
+        )
+
+
+def test_serves_round_trips_items_and_the_worker_logs_the_event(
+    service: tuple[Project, dict[str, str]],
+) -> None:
+    generated, env = service
+    migrated = generated.run(str(generated.python), "-m", generated.package, "migrate", env=env)
+    assert "Running upgrade" in migrated.stdout + migrated.stderr
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    web_env = {**env, "PORT": str(port), "HOST": "127.0.0.1"}
+    with (
+        running(generated, generated.package, web_env) as (web, _),
+        running(generated, f"{generated.package}.worker", env) as (_, worker_lines),
+    ):
+        wait_for(f"{base}/health/ready", 200, web)
+        ready = httpx.get(f"{base}/health/ready").json()
+        assert sorted(ready["checks"]) == sorted(SERVICES)
+
+        name = f"e2e item {uuid.uuid4().hex[:6]}"
+        created = httpx.post(f"{base}/api/items", json={"name": name}, timeout=10)
+        assert created.status_code == 201, created.text
+        item = created.json()
+        assert item["name"] == name
+        assert item in httpx.get(f"{base}/api/items", timeout=10).json()
+        assert httpx.get(f"{base}/api/items/{item['id']}", timeout=10).json() == item
+        assert httpx.post(f"{base}/api/items", json={"name": ""}).status_code == 422
+
+        logged: dict[str, Any] = {}
+        deadline = time.monotonic() + 30
+        while not logged:
+            line = worker_lines.get(timeout=max(deadline - time.monotonic(), 0.1))
+            assert line, "the worker exited"
+            entry = json.loads(line)  # every line the worker writes is JSON
+            if entry.get("event") == "item.created" and entry.get("item_id") == item["id"]:
+                logged = entry
+        assert logged["item_name"] == name
+        assert logged["level"] == "INFO"
+
+
+def test_a_database_that_is_down_makes_it_not_ready_naming_the_check(
+    service: tuple[Project, dict[str, str]],
+) -> None:
+    generated, env = service
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    closed = free_port()  # nothing listens there
+    down_env = {
+        **env,
+        "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{closed}/test",
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+    }
+    with running(generated, generated.package, down_env) as (web, _):
+        wait_for(f"{base}/health/live", 200, web)
+        started = time.monotonic()
+        response = httpx.get(f"{base}/health/ready", timeout=30)
+        elapsed = time.monotonic() - started
+        assert response.status_code == 503
+        body = response.json()
+        assert body["failing"] == ["postgres"]
+        assert body["checks"]["postgres"]["status"] == "fail"
+        assert body["checks"]["redis"]["status"] == "pass"
+        assert body["checks"]["rabbitmq"]["status"] == "pass"
+        assert elapsed < HEALTH_CHECK_TIMEOUT + 1.5, f"readiness took {elapsed:.1f}s"
+        assert httpx.get(f"{base}/health/live").status_code == 200
+        # Still alive and still not ready a moment later: no crash loop.
+        time.sleep(1)
+        assert web.poll() is None
+        assert httpx.get(f"{base}/health/ready", timeout=30).status_code == 503
