@@ -99,15 +99,18 @@ NOTES = [
     "the same gunicorn settings and worker class (FastAPI: uvicorn worker, access log off; "
     "Flask: gthread, 8 threads); generated = `python -m <package>` with the default answers "
     "(JSON access log per request to a file, request id, Prometheus metrics). Runs rotate "
-    "bare / generated / before so drift hits all alike; figures are medians, per-round ratios "
-    "in brackets. Latency is closed-loop at saturation, so p50 is mostly queueing "
-    "(connections / rps).",
+    "bare / generated / access log off / before so drift hits all alike; figures are "
+    "medians, per-round ratios in brackets. Latency is closed-loop at saturation, so p50 "
+    "is mostly queueing (connections / rps).",
     "- **Noise.** The machine has 2 CPUs shared with other engineers' test runs (see the load "
     "average above): single rounds swing by ±10-20 %; compare the ratios, not absolute rps, "
     "and prefer more rounds (`--rounds`). wrk itself uses well under a core at these rates, so "
     "the load generator is not the bottleneck (a Python load generator would be). Under load "
     "the wall-clock ratio understates the generated app: it makes a write() per request for "
     "its access line, and every extra syscall is one more chance to lose the shared core.",
+    "- **Access log off** is the generated app with LOG_LEVEL=WARNING, same rounds: the gap "
+    "between it and the generated app is what one JSON access line per request costs "
+    "(stdlib logging record, JSON formatting, a write per line).",
     "- **CPU figures** are load-independent estimates: the server's user + system CPU time "
     "(master + worker, /proc/<pid>/stat) during each wrk run divided by the requests served; "
     "bare CPU / generated CPU is the rps ratio the two would reach with a core to themselves. "

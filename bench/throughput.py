@@ -170,6 +170,7 @@ class Comparison:
     bare: list[WrkResult] = field(default_factory=list)
     generated: list[WrkResult] = field(default_factory=list)
     before: list[WrkResult] = field(default_factory=list)
+    quiet: list[WrkResult] = field(default_factory=list)
     worker_rss_after_load_kib: int = 0
 
     @staticmethod
@@ -189,12 +190,12 @@ class Comparison:
         return [g.rps / b.rps for g, b in zip(results, self.bare, strict=True)]
 
 
-def _generated_server(project: Project, work: Path, label: str) -> Server:
+def _generated_server(project: Project, work: Path, label: str, **env: str) -> Server:
     port = free_port()
     return Server(
         pinned(SERVER_CPU, service_argv(project)),
         cwd=project.path,
-        env=service_env(project, port),
+        env=service_env(project, port, **env),
         port=port,
         log=work / f"{label}-{project.answers['framework']}.log",
     )
@@ -223,6 +224,12 @@ def compare(
             result.bare,
         ),
         (_generated_server(project, work, "generated"), "/health/ready", result.generated),
+        # The same app with its access line off: what the per-request log line costs.
+        (
+            _generated_server(project, work, "quiet", LOG_LEVEL="WARNING"),
+            "/health/ready",
+            result.quiet,
+        ),
     ]
     if before is not None:
         servers.append((_generated_server(before, work, "before"), "/health/ready", result.before))
@@ -281,6 +288,15 @@ def rows(comparisons: list[Comparison]) -> list[Row]:
                 c.ratio(c.generated) >= TARGET,
             ),
         ]
+        if c.quiet:
+            out.append(
+                Row(
+                    section,
+                    f"{c.framework}: generated, access log off / bare",
+                    f"{c.ratio(c.quiet):.0%}, CPU ~{c.cpu_ratio(c.quiet):.0%} "
+                    f"({med(c.quiet, 'cpu_us_per_request'):.0f} us/request; LOG_LEVEL=WARNING)",
+                )
+            )
         if c.before:
             out.append(
                 Row(
@@ -291,7 +307,7 @@ def rows(comparisons: list[Comparison]) -> list[Row]:
                     f"{_latency(c.before)}",
                 )
             )
-        errors = sum(r.errors for r in c.bare + c.generated + c.before)
+        errors = sum(r.errors for r in c.bare + c.generated + c.before + c.quiet)
         if errors:
             out.append(Row(section, f"{c.framework}: wrk errors", str(errors), "0", False))
         if c.worker_rss_after_load_kib:
