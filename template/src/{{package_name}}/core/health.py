@@ -62,13 +62,14 @@ class HealthChecks:
         return result
 
     async def readiness(self) -> Report:
+        if lifecycle.is_draining():
+            # Answer at once: the pod is leaving whatever its dependencies say.
+            return Report(503, {"status": "fail", "checks": {}, "failing": ["draining"]})
         names = list(self.checks)
         results = await asyncio.gather(*(self._run(n, self.checks[n]) for n in names))
         checks = dict(zip(names, results, strict=True))
         failing = [name for name, result in checks.items() if result["status"] != "pass"]
-        if lifecycle.is_draining():
-            failing.insert(0, "draining")
-        elif not lifecycle.is_started():
+        if not lifecycle.is_started():
             failing.insert(0, "starting")
         status = "fail" if failing else "pass"
         body: dict[str, Any] = {"status": status, "checks": checks}
