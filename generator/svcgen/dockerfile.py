@@ -57,27 +57,30 @@ class Image:
         return int(group) if group.isdigit() else None
 
 
-def _logical_lines(text: str) -> list[str]:
-    """Instructions with continuation lines joined and comments dropped."""
+def logical_lines(text: str) -> list[tuple[int, str]]:
+    """Instructions with continuation lines joined and comments dropped, each with the
+    number of the line it starts on."""
     escape = "\\"
     first = text.splitlines()[:1]
     if first and (directive := re.match(r"#\s*escape\s*=\s*(\S)", first[0])):
         escape = directive.group(1)
-    lines: list[str] = []
-    current = ""
-    for raw in text.splitlines():
+    lines: list[tuple[int, str]] = []
+    current, start = "", 0
+    for number, raw in enumerate(text.splitlines(), 1):
         stripped = raw.strip()
         if not current and (not stripped or stripped.startswith("#")):
             continue
         if current and stripped.startswith("#"):
             continue  # comment lines inside a continued instruction are ignored
+        if not current:
+            start = number
         if stripped.endswith(escape):
             current += stripped[: -len(escape)] + " "
             continue
-        lines.append(current + stripped)
+        lines.append((start, current + stripped))
         current = ""
     if current.strip():
-        lines.append(current.strip())
+        lines.append((start, current.strip()))
     return lines
 
 
@@ -132,7 +135,7 @@ def parse_dockerfile(path: Path) -> Image:
     image: Image | None = None
     stage_args: dict[str, str] = {}
     cmd_set = False
-    for line in _logical_lines(text):
+    for _, line in logical_lines(text):
         instruction, _, rest = line.partition(" ")
         instruction = instruction.upper()
         rest = rest.strip()

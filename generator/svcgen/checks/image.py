@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 
+from ..dockerfile import logical_lines
 from .repo import Repo, Result, Status
 
 
@@ -24,22 +25,9 @@ class Dockerfile:
     @classmethod
     def parse(cls, path: str, text: str) -> Dockerfile:
         instructions: list[Instruction] = []
-        pending, start = "", 0
-        for number, raw in enumerate(text.splitlines(), 1):
-            stripped = raw.strip()
-            if not pending and (not stripped or stripped.startswith("#")):
-                continue
-            if pending and stripped.startswith("#"):
-                continue
-            if not pending:
-                start = number
-            if stripped.endswith("\\"):
-                pending += stripped[:-1] + " "
-                continue
-            full = (pending + stripped).strip()
-            pending = ""
+        for number, full in logical_lines(text):
             keyword, _, args = full.partition(" ")
-            instructions.append(Instruction(keyword.upper(), args.strip(), start))
+            instructions.append(Instruction(keyword.upper(), args.strip(), number))
         return cls(path, instructions)
 
     @property
