@@ -30,9 +30,11 @@ TARGET_RATIO = 1.3
 def copy(src: Path, dest: Path, extra: list[str]) -> float:
     if dest.exists():
         shutil.rmtree(dest)
+    paths = [str(src), str(dest)]
     started = time.perf_counter()
     subprocess.run(
-        [*COPIER, "copy", "--quiet", "--trust", "--defaults", *extra, str(src), str(dest)],
+        # HEAD: what was just committed, not the newest release tag.
+        [*COPIER, "copy", "--quiet", "--trust", "--defaults", "--vcs-ref=HEAD", *extra, *paths],
         check=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

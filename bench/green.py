@@ -54,6 +54,7 @@ def copy_to_green(work: Path, framework: str, python_version: str) -> Green:
             "--quiet",
             "--trust",
             "--defaults",
+            "--vcs-ref=HEAD",  # the working tree, not the newest release tag
             f"--data=framework={framework}",
             str(REPO),
             str(dest),
