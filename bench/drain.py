@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from harness import (
     Server,
     free_port,
     pinned,
-    prepared_project,
+    run_section,
     service_argv,
     service_env,
 )
@@ -199,12 +198,7 @@ def rows(results: list[Drain]) -> list[Row]:
 
 
 def main() -> int:
-    with tempfile.TemporaryDirectory(prefix="svcgen-bench-") as tmp:
-        work = Path(tmp)
-        projects = {f: prepared_project(work, f) for f in FRAMEWORKS}
-        for row in rows(measure(work, projects)):
-            print(f"{row.measure:<44} {row.figure:<70} {row.target:<10} {row.verdict}")
-    return 0
+    return run_section(lambda work, projects: rows(measure(work, projects)))
 
 
 if __name__ == "__main__":

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import FRAMEWORKS, REPO, Row, prepared_project
+from harness import FRAMEWORKS, REPO, Row, run_section
 
 from tests.support import Project, project_env
 
@@ -85,12 +84,7 @@ def rows(results: list[Green]) -> list[Row]:
 
 
 def main() -> int:
-    with tempfile.TemporaryDirectory(prefix="svcgen-bench-") as tmp:
-        work = Path(tmp)
-        projects = {f: prepared_project(work, f) for f in FRAMEWORKS}
-        for row in rows(measure(work, projects)):
-            print(f"{row.measure:<40} {row.figure:<36} {row.target:<8} {row.verdict}")
-    return 0
+    return run_section(lambda work, projects: rows(measure(work, projects)))
 
 
 if __name__ == "__main__":

@@ -12,8 +12,9 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -44,6 +45,22 @@ class Row:
     @property
     def verdict(self) -> str:
         return {True: "meets", False: "MISSES", None: ""}[self.ok]
+
+
+def print_rows(rows: Sequence[Row]) -> None:
+    """Rows as aligned columns: measure, figure, target, verdict."""
+    widths = [max((len(getattr(r, f)) for r in rows), default=0) for f in ("measure", "figure")]
+    for r in rows:
+        print(f"{r.measure:<{widths[0]}}  {r.figure:<{widths[1]}}  {r.target:<10} {r.verdict}")
+
+
+def run_section(rows_of: Callable[[Path, dict[str, Project]], Sequence[Row]]) -> int:
+    """Run one section on its own: default projects of each framework, then its rows."""
+    with tempfile.TemporaryDirectory(prefix="svcgen-bench-") as tmp:
+        work = Path(tmp)
+        projects = {f: prepared_project(work, f) for f in FRAMEWORKS}
+        print_rows(rows_of(work, projects))
+    return 0
 
 
 def pinned(cpu: str, argv: Sequence[str]) -> list[str]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from harness import (
     free_port,
     memory_kib,
     pinned,
-    prepared_project,
+    run_section,
     service_argv,
     service_env,
 )
@@ -130,12 +129,7 @@ def rows(results: list[Startup]) -> list[Row]:
 
 
 def main() -> int:
-    with tempfile.TemporaryDirectory(prefix="svcgen-bench-") as tmp:
-        work = Path(tmp)
-        projects = {f: prepared_project(work, f) for f in FRAMEWORKS}
-        for row in rows(measure(work, projects)):
-            print(f"{row.measure:<42} {row.figure:<46} {row.target:<9} {row.verdict}")
-    return 0
+    return run_section(lambda work, projects: rows(measure(work, projects)))
 
 
 if __name__ == "__main__":

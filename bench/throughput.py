@@ -30,6 +30,7 @@ from harness import (
     memory_kib,
     pinned,
     prepared_project,
+    print_rows,
     service_argv,
     service_env,
 )
@@ -344,8 +345,7 @@ def main() -> int:
         frameworks = args.framework or list(FRAMEWORKS)
         projects = {f: prepared_project(work, f) for f in frameworks}
         comparisons = [compare(projects[f], work, args.seconds, args.rounds) for f in frameworks]
-    for row in rows(comparisons):
-        print(f"{row.measure:<40} {row.figure:<44} {row.target:<8} {row.verdict}")
+    print_rows(rows(comparisons))
     return 0
 
 
