@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 DEST ?= ./my-service
 ARGS ?= --defaults
 
-.PHONY: help install tools generate test lint bench
+.PHONY: help install tools engine generate test lint bench
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -24,6 +24,10 @@ install: $(BIN)/svcgen
 tools:
 	scripts/install-tools.sh
 
+# A real OCI engine (Podman from Debian 13) and stand-in base images, for the image tests.
+engine:
+	scripts/install-engine.sh
+
 generate: install
 	$(BIN)/svcgen new $(DEST) $(ARGS)
 
@@ -32,7 +36,7 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: install tools lint
+test: install tools engine lint
 	PATH="$(CURDIR)/.tools/bin:$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest
 
 bench: install

@@ -17,7 +17,8 @@ No engine runs on a new machine here and no image registry is reachable (facts a
 Then `.tools/bin/podman` runs podman in that namespace. Cached in ~/.cache/svcgen/engine
 ($SVCGEN_ENGINE_CACHE), idempotent (a warm run checks stamps: well under a second), safe to run
 from several worktrees at once (one lock file). Each part prints its time.
-Usage: scripts/install-engine.sh [--python X.Y ...] [--force]   (default Python: 3.12)
+Usage: scripts/install-engine.sh [--python X.Y ...] [--force]   (default: every Python the
+Dockerfile knows)
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ CACHE = Path(os.environ.get("SVCGEN_ENGINE_CACHE") or Path.home() / ".cache" / "
 ROOT = CACHE / "trixie"  # the engine's filesystem, `/` of its namespace
 BASE = CACHE / "bookworm"  # the stand-in python image, without Python
 PIDFILE = CACHE / "namespace.pid"
-DEFAULT_PYTHONS = ("3.12",)
 #: Host paths bound into the namespace at the same path (build contexts, projects, caches).
 SHARED = ("/tmp", "/work", "/home", "/root")
 
@@ -117,7 +117,15 @@ def python_images() -> dict[str, str]:
     if not patches:
         raise InstallError(f"cannot read the python image map from {DOCKERFILE}")
     pairs = re.findall(r'"(\d+\.\d+)": "([\d.]+)"', patches.group(1))
-    return {minor: f"python:{patch}{patches.group(2)}" for minor, patch in pairs}
+    return {minor: qualified(f"python:{patch}{patches.group(2)}") for minor, patch in pairs}
+
+
+def qualified(name: str) -> str:
+    """The full name an engine gives a short one (Docker Hub's library), as `docker pull` would."""
+    first = name.split("/", 1)[0]
+    if "/" in name and ("." in first or ":" in first or first == "localhost"):
+        return name
+    return f"docker.io/{name}" if "/" in name else f"docker.io/library/{name}"
 
 
 def uv_image() -> tuple[str, str]:
@@ -246,7 +254,7 @@ def start_namespace() -> int:
 def podman(*args: str | Path, input: bytes | None = None) -> str:
     pid = start_namespace()
     env = {**os.environ, "PODMAN_IGNORE_CGROUPSV1_WARNING": "1"}
-    return run("nsenter", "--mount", "--target", str(pid), "podman", *args, env=env, input=input)
+    return run("nsenter", "--mount", "--target", str(pid), "/usr/bin/podman", *args, env=env, input=input)
 
 
 def clean_leftovers(pid: int) -> None:
@@ -254,7 +262,7 @@ def clean_leftovers(pid: int) -> None:
     netavark's nftables table in the host's network namespace: clear both."""
     env = {**os.environ, "PODMAN_IGNORE_CGROUPSV1_WARNING": "1"}
     with contextlib.suppress(InstallError):
-        run("nsenter", "--mount", "--target", str(pid), "podman", "rm", "-af", "-t", "0", env=env)
+        run("nsenter", "--mount", "--target", str(pid), "/usr/bin/podman", "rm", "-af", "-t", "0", env=env)
     if shutil.which("nft"):
         with contextlib.suppress(InstallError):
             run("nft", "delete", "table", "inet", "netavark")
@@ -270,7 +278,7 @@ if [ -z "$pid" ] || ! grep -qs svcgen "/proc/$pid/root/etc/containers/containers
   pid=$(cat "$pidfile")
 fi
 export PODMAN_IGNORE_CGROUPSV1_WARNING=1
-exec nsenter --mount --target "$pid" sh -c 'cd "$0" 2>/dev/null || cd /; exec podman "$@"' "$PWD" "$@"
+exec nsenter --mount --target "$pid" sh -c 'cd "$0" 2>/dev/null || cd /; exec /usr/bin/podman "$@"' "$PWD" "$@"
 """
 
 
@@ -400,7 +408,7 @@ def main(argv: list[str]) -> int:
                 ROOT.joinpath("etc").is_dir() or _raise("engine not installed: make engine")
                 start_namespace()
                 return 0
-            install(pythons or list(DEFAULT_PYTHONS), force)
+            install(pythons or sorted(python_images()), force)
     except InstallError as error:
         print(f"install-engine: FAILED: {error}", file=sys.stderr)
         return 1
