@@ -254,7 +254,9 @@ def start_namespace() -> int:
 def podman(*args: str | Path, input: bytes | None = None) -> str:
     pid = start_namespace()
     env = {**os.environ, "PODMAN_IGNORE_CGROUPSV1_WARNING": "1"}
-    return run("nsenter", "--mount", "--target", str(pid), "/usr/bin/podman", *args, env=env, input=input)
+    return run(
+        "nsenter", "--mount", "--target", str(pid), "/usr/bin/podman", *args, env=env, input=input
+    )
 
 
 def clean_leftovers(pid: int) -> None:
@@ -262,7 +264,18 @@ def clean_leftovers(pid: int) -> None:
     netavark's nftables table in the host's network namespace: clear both."""
     env = {**os.environ, "PODMAN_IGNORE_CGROUPSV1_WARNING": "1"}
     with contextlib.suppress(InstallError):
-        run("nsenter", "--mount", "--target", str(pid), "/usr/bin/podman", "rm", "-af", "-t", "0", env=env)
+        run(
+            "nsenter",
+            "--mount",
+            "--target",
+            str(pid),
+            "/usr/bin/podman",
+            "rm",
+            "-af",
+            "-t",
+            "0",
+            env=env,
+        )
     if shutil.which("nft"):
         with contextlib.suppress(InstallError):
             run("nft", "delete", "table", "inet", "netavark")
@@ -278,7 +291,8 @@ if [ -z "$pid" ] || ! grep -qs svcgen "/proc/$pid/root/etc/containers/containers
   pid=$(cat "$pidfile")
 fi
 export PODMAN_IGNORE_CGROUPSV1_WARNING=1
-exec nsenter --mount --target "$pid" sh -c 'cd "$0" 2>/dev/null || cd /; exec /usr/bin/podman "$@"' "$PWD" "$@"
+exec nsenter --mount --target "$pid" \
+  sh -c 'cd "$0" 2>/dev/null || cd /; exec /usr/bin/podman "$@"' "$PWD" "$@"
 """
 
 
@@ -350,8 +364,9 @@ def import_python(minor: str, name: str) -> None:
 def import_uv(name: str, version: str) -> None:
     with tempfile.TemporaryDirectory(prefix="uv-image.", dir=CACHE) as tmp:
         work = Path(tmp)
+        wheel_platform = "musllinux_1_1_x86_64"
         run(sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary",
-            ":all:", "--platform", "musllinux_1_1_x86_64", "-d", work, f"uv=={version}")  # fmt: skip
+            ":all:", "--platform", wheel_platform, "-d", work, f"uv=={version}")  # fmt: skip
         wheel = next(work.glob("uv-*.whl"))
         archive = work / "uv.tar"
         with zipfile.ZipFile(wheel) as zipped, tarfile.open(archive, "w") as tar:
@@ -370,15 +385,25 @@ def import_uv(name: str, version: str) -> None:
 
 def install(pythons: list[str], force: bool) -> None:
     ensure_debootstrap()
-    timed("engine (Debian 13 podman, buildah, runc)", digest("trixie", ENGINE_PACKAGES),
-          CACHE / "trixie.stamp", force, lambda: debootstrap("trixie", ENGINE_PACKAGES, ROOT))  # fmt: skip
+    timed(
+        "engine (Debian 13 podman, buildah, runc)",
+        digest("trixie", ENGINE_PACKAGES),
+        CACHE / "trixie.stamp",
+        force,
+        lambda: debootstrap("trixie", ENGINE_PACKAGES, ROOT),
+    )
     configure_engine()
     started = time.monotonic()
     start_namespace()
     write_wrapper()
     log(f"namespace and {BIN / 'podman'}: ready in {time.monotonic() - started:.1f}s")
-    timed("base tree (Debian 12 minbase + runtime libraries)", digest("bookworm", BASE_PACKAGES),
-          CACHE / "bookworm.stamp", force, lambda: debootstrap("bookworm", BASE_PACKAGES, BASE))  # fmt: skip
+    timed(
+        "base tree (Debian 12 minbase + runtime libraries)",
+        digest("bookworm", BASE_PACKAGES),
+        CACHE / "bookworm.stamp",
+        force,
+        lambda: debootstrap("bookworm", BASE_PACKAGES, BASE),
+    )
     uv_name, uv_version = uv_image()
     ensure_image(uv_name, force, lambda: import_uv(uv_name, uv_version))
     images = python_images()

@@ -12,7 +12,6 @@ reached on the host network.
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
 import subprocess
@@ -21,13 +20,11 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import yaml
-
 from svcgen.engine import Engine, RunSpec, find_engine, run_spec
 from svcgen.kubeenv import ConfigObjects, PodFacts, build_env
 
@@ -58,7 +55,7 @@ def engine() -> Engine:
     podman = tool("podman")
     pythons = sorted({str(a["python_version"]) for a in COMBOS})
     done = subprocess.run(
-        [sys.executable, REPO / "scripts" / "install_engine.py"]
+        [sys.executable, str(REPO / "scripts" / "install_engine.py")]
         + [arg for p in pythons for arg in ("--python", p)],
         capture_output=True,
         text=True,
@@ -102,7 +99,8 @@ def build(engine: Engine, p: Project) -> Built:
     """The project's image (built once per session: the group runs on one worker) and its chart."""
     key = combo_id(p.answers)
     if key not in _BUILT:
-        image = f"localhost/svcgen-test/{key}:{uuid.uuid4().hex[:8]}"
+        repository = re.sub(r"[^a-z0-9._-]+", "-", key.lower())
+        image = f"localhost/svcgen-test/{repository}:{uuid.uuid4().hex[:8]}"
         started = time.monotonic()
         engine.build(
             p.path,
@@ -179,7 +177,9 @@ def start(engine: Engine) -> Iterator[Any]:
         pod_spec = built.workload(kind, suffix)
         container = pod_spec["containers"][0]
         name = f"svcgen-test-{uuid.uuid4().hex[:10]}"
-        spec = run_spec(built.image, name, pod_spec, container, local_env(built, pod_spec, container))
+        spec = run_spec(
+            built.image, name, pod_spec, container, local_env(built, pod_spec, container)
+        )
         names.append(name)
         engine.start(spec)
         return Running(engine, spec, float(pod_spec.get("terminationGracePeriodSeconds", 30)))

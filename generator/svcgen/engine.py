@@ -244,7 +244,9 @@ class Engine:
         # Docker runs it on its own timer: ask for the verdict it reached.
         return self("inspect", "--format", "{{.State.Health.Status}}", name, check=False)
 
-    def exec(self, name: str, argv: Sequence[str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    def exec(
+        self, name: str, argv: Sequence[str], timeout: float = 30
+    ) -> subprocess.CompletedProcess[str]:
         return self("exec", name, *argv, timeout=timeout, check=False)
 
     def logs(self, name: str) -> str:
