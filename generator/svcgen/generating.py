@@ -139,7 +139,7 @@ def lock(project: Path) -> str | None:
         if result.returncode == 0:
             return None
         lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
-        errors = [line.removeprefix("error:").strip() for line in lines if line.startswith("error:")]
+        errors = [line[len("error:") :].strip() for line in lines if line.startswith("error:")]
         reason = (errors or lines or [f"uv lock exited {result.returncode}"])[0]
     return (
         f"uv.lock not created ({reason}); run `uv lock` in the project with network access "
