@@ -6,8 +6,11 @@ environment. Used by `svcgen rehearse --image` and the image tests.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,8 +18,17 @@ from pathlib import Path
 from typing import Any
 
 from .kubeenv import quantity
+from .sandbox import Sandbox, SandboxError
 
-__all__ = ["ENGINES", "Engine", "EngineError", "RunSpec", "find_engine", "run_spec"]
+__all__ = [
+    "ENGINES",
+    "ContainerSandbox",
+    "Engine",
+    "EngineError",
+    "RunSpec",
+    "find_engine",
+    "run_spec",
+]
 
 #: Engine CLIs, in the order they are looked for.
 ENGINES = ("podman", "docker")
@@ -208,9 +220,7 @@ class Engine:
         return self(*argv, spec.image, *rest).stdout.strip()
 
     def state(self, name: str) -> dict[str, Any]:
-        """{"Running": bool, "ExitCode": int, ...} from `inspect`."""
-        import json
-
+        """{"Running": bool, "ExitCode": int, "Pid": int, ...} from `inspect`."""
         done = self("inspect", "--format", "{{json .State}}", name)
         state: dict[str, Any] = json.loads(done.stdout)
         return state
@@ -257,9 +267,64 @@ class Engine:
         self("rm", "--force", name, check=False, timeout=60)
 
     def image_config(self, image: str) -> dict[str, Any]:
-        import json
-
         done = self("image", "inspect", image)
         found = json.loads(done.stdout)
         config: dict[str, Any] = found[0]
         return config
+
+
+class ContainerSandbox(Sandbox):
+    """A container of the real image, behind the interface `svcgen rehearse` drives a bubblewrap
+    sandbox through: start, poll, wait, signal, exec, log, close. Its processes are this machine's
+    (seen through /proc by their host pids), so what PID 1 catches and which ports it listens on
+    are read as for the sandbox."""
+
+    def __init__(self, engine: Engine, spec: RunSpec) -> None:  # no bwrap needed
+        self.engine = engine
+        self.run = spec
+        self.pid = 0
+        self._started = False
+        self._code: int | None = None
+
+    def start(self) -> None:
+        try:
+            self.engine.start(self.run)
+        except EngineError as error:
+            self._started = True  # created, maybe: removed on close
+            raise SandboxError(str(error)) from None
+        self._started = True
+        self.pid = int(self.engine.state(self.run.name).get("Pid") or 0)
+
+    def poll(self) -> int | None:
+        if self._code is None:
+            state = self.engine.state(self.run.name)
+            if not state.get("Running"):
+                self._code = int(state.get("ExitCode", -1))
+        return self._code
+
+    def wait(self, timeout: float | None) -> int:
+        code = self.engine.wait(self.run.name, timeout=timeout if timeout is not None else 1e6)
+        if code is None:
+            raise subprocess.TimeoutExpired(f"{self.engine.kind} wait", timeout or 0)
+        self._code = code
+        return code
+
+    def signal(self, signum: int = signal.SIGTERM) -> None:
+        if self.poll() is None:
+            with contextlib.suppress(EngineError):
+                self.engine.signal(self.run.name, signal.Signals(signum).name.removeprefix("SIG"))
+
+    def kill(self) -> None:
+        self.signal(signal.SIGKILL)
+
+    def exec(
+        self, argv: Sequence[str], *, timeout: float, env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return self.engine.exec(self.run.name, argv, timeout=timeout)
+
+    def log(self) -> str:
+        return self.engine.logs(self.run.name) if self._started else ""
+
+    def close(self) -> None:
+        if self._started:
+            self.engine.remove(self.run.name)
