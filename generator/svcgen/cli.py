@@ -43,6 +43,14 @@ def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     raise typer.Exit(code)
 
 
+def _stdout_is_terminal() -> bool:
+    """A person reads the output (a table), not a pipe or a log (whole plain lines)."""
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def _stdin_is_terminal() -> bool:
     try:
         return sys.stdin.isatty()
@@ -434,10 +442,10 @@ def check(
             EXIT_USAGE,
         )
     if chosen is CheckFormat.json:
-        typer.echo(json.dumps(formats.as_json(result), indent=2))
+        typer.echo(json.dumps(formats.as_json(result), indent=2, ensure_ascii=False))
     elif chosen is CheckFormat.sarif:
-        typer.echo(json.dumps(formats.as_sarif(result), indent=2))
-    elif sys.stdout.isatty():
+        typer.echo(json.dumps(formats.as_sarif(result), indent=2, ensure_ascii=False))
+    elif _stdout_is_terminal():
         formats.print_table(result, _out())
     else:
         typer.echo("\n".join(formats.plain_lines(result)))

@@ -133,7 +133,12 @@ def _audit_repo(root: Path, label: str) -> list[ServiceAudit]:
         audits = []
         for service in services:
             results = [
-                replace(r, file=_cite(r.file, label, judged)) for r in check_service(service.repo)
+                replace(
+                    r,
+                    file=_cite(r.file, label, judged),
+                    details=tuple((_cite(f, label, judged), text) for f, text in r.details),
+                )
+                for r in check_service(service.repo)
             ]
             where = _cite(str(service.path), label, None)
             rendering = f"{judged.engine} template {judged.note}" if judged else None

@@ -131,7 +131,10 @@ def check_secrets(repo: Repo) -> Result:
         shown = "; ".join(s.redacted() for s in hits[:3])
         more = f" (+{len(hits) - 3} more)" if len(hits) > 3 else ""
         first = hits[0]
-        return Result("no-secrets", title, "FAIL", f"{shown}{more}", f"{first.file}:{first.line}")
+        details = tuple((f"{s.file}:{s.line}", s.redacted()) for s in hits)
+        return Result(
+            "no-secrets", title, "FAIL", f"{shown}{more}", f"{first.file}:{first.line}", details
+        )
     return Result(
         "no-secrets",
         title,

@@ -222,7 +222,7 @@ def check_kubernetes(repo: Repo) -> list[Result]:
         return next(live_hits(repo, manifests, repo.grep(pattern, files)), None)
 
     probes = {
-        name: first(rf"^\s*{name}:", manifests.all)
+        name: first(rf"^[^#\n]*\b{name}:", manifests.all)
         for name in ("livenessProbe", "readinessProbe", "startupProbe")
     }
     missing = [name for name in ("livenessProbe", "readinessProbe") if probes[name] is None]
@@ -263,16 +263,20 @@ def check_kubernetes(repo: Repo) -> list[Result]:
             "no resource requests and limits (pods are best-effort, evicted first)",
         )
 
+    # Block or flow style (`{drop: ["ALL"]}`), never in a comment.
     required = {
-        "runAsNonRoot: true": r"^\s*runAsNonRoot:\s*true\b",
-        "allowPrivilegeEscalation: false": r"^\s*allowPrivilegeEscalation:\s*false\b",
+        "runAsNonRoot: true": r"^[^#\n]*\brunAsNonRoot:\s*true\b",
+        "allowPrivilegeEscalation: false": r"^[^#\n]*\ballowPrivilegeEscalation:\s*false\b",
         "capabilities drop ALL": (
-            r"^\s*drop:\s*\[\s*[\"']?ALL[\"']?\s*\]|^\s*drop:\s*\n\s*-\s*[\"']?ALL\b"
+            r"^[^#\n]*\bdrop:\s*\[\s*[\"']?ALL[\"']?\s*\]|^\s*drop:\s*\n\s*-\s*[\"']?ALL\b"
         ),
-        "seccompProfile RuntimeDefault": r"^\s*type:\s*[\"']?(?:RuntimeDefault|Localhost)\b",
+        "seccompProfile RuntimeDefault": (
+            r"^\s*type:\s*[\"']?(?:RuntimeDefault|Localhost)\b"
+            r"|^[^#\n]*\bseccompProfile:\s*\{\s*type:\s*[\"']?(?:RuntimeDefault|Localhost)\b"
+        ),
     }
     absent = [label for label, pattern in required.items() if first(pattern, manifests.all) is None]
-    risky = first(r"^\s*(?:privileged|hostNetwork|hostPID|hostIPC):\s*true\b", manifests.all)
+    risky = first(r"^[^#\n]*?\b(?:privileged|hostNetwork|hostPID|hostIPC):\s*true\b", manifests.all)
     if risky:
         add("k8s-security", "FAIL", f"{risky.text} breaks the restricted profile", where(risky))
     elif absent:
@@ -280,7 +284,7 @@ def check_kubernetes(repo: Repo) -> list[Result]:
     else:
         hit = first(required["runAsNonRoot: true"], manifests.all)
         assert hit is not None
-        read_only = first(r"^\s*readOnlyRootFilesystem:\s*true\b", manifests.all)
+        read_only = first(r"^[^#\n]*\breadOnlyRootFilesystem:\s*true\b", manifests.all)
         if read_only is None:
             reason = "restricted, but the root filesystem is writable"
             add("k8s-security", "WARN", reason, where(hit))

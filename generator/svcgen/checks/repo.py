@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import Any, Literal
 
 from .source import CODE_SUFFIXES, Spans, is_runtime, is_test, spans
 
@@ -25,7 +25,8 @@ SKIP_DIRS = frozenset(
 )  # fmt: skip
 TEXT_SUFFIXES = CODE_SUFFIXES | {
     ".yaml", ".yml", ".json", ".toml", ".ini", ".cfg", ".conf", ".env", ".sh", ".tpl",
-    ".properties", ".tf", ".md", ".txt", "",
+    ".properties", ".tf", ".tfvars", ".md", ".txt", ".pem", ".key", ".xml", ".gradle", ".kts",
+    ".ps1", ".bat", "",
 }  # fmt: skip
 MAX_BYTES = 1_000_000
 
@@ -36,9 +37,11 @@ class Result:
     title: str
     status: Status
     reason: str
-    file: str
+    file: str  # "path:line", or a path (a file or folder) when no line applies
+    #: Every finding behind the verdict as (location, text), e.g. each secret, redacted.
+    details: tuple[tuple[str, str], ...] = ()
 
-    def as_dict(self) -> dict[str, str]:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 

@@ -8,6 +8,7 @@ format ever prints a secret: the secrets check reports kind, place, 4 characters
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from rich.console import Console
@@ -30,6 +31,11 @@ def split_location(file: str) -> tuple[str, int | None]:
     return file, None
 
 
+def _pascal(title: str) -> str:
+    """A rule's `name` for SARIF: readable, and unlike its id (SARIF1001)."""
+    return "".join(word.capitalize() for word in re.findall(r"[A-Za-z0-9]+", title))
+
+
 def _summary_line(counts: dict[str, int]) -> str:
     return f"{counts['PASS']} passed, {counts['WARN']} warnings, {counts['FAIL']} failed"
 
@@ -43,7 +49,11 @@ def _heading(service: ServiceAudit) -> str:
 def as_json(report: Audit) -> dict[str, Any]:
     def verdict(result: Result) -> dict[str, Any]:
         file, line = split_location(result.file)
-        return {**result.as_dict(), "file": file, "line": line}
+        details = []
+        for where, text in result.details:
+            path, number = split_location(where)
+            details.append({"file": path, "line": number, "text": text})
+        return {**result.as_dict(), "file": file, "line": line, "details": details}
 
     return {
         "schema": SCHEMA,
@@ -72,25 +82,31 @@ def as_sarif(report: Audit) -> dict[str, Any]:
         for result in service.results:
             rules.setdefault(
                 result.id,
-                {"id": result.id, "name": result.id, "shortDescription": {"text": result.title}},
+                {
+                    "id": result.id,
+                    "name": _pascal(result.title),
+                    "shortDescription": {"text": result.title},
+                },
             )
             if result.status == "PASS":
                 continue
-            file, line = split_location(result.file)
-            location: dict[str, Any] = {
-                "artifactLocation": {"uri": file.rstrip("/") or ".", "uriBaseId": "%SRCROOT%"}
-            }
-            if line:
-                location["region"] = {"startLine": line}
-            results.append(
-                {
-                    "ruleId": result.id,
-                    "ruleIndex": list(rules).index(result.id),
-                    "level": "error" if result.status == "FAIL" else "warning",
-                    "message": {"text": f"{service.name}: {result.reason}"},
-                    "locations": [{"physicalLocation": location}],
+            # One SARIF result per finding (each secret), else one for the verdict.
+            for where, text in result.details or ((result.file, result.reason),):
+                file, line = split_location(where)
+                location: dict[str, Any] = {
+                    "artifactLocation": {"uri": file.rstrip("/") or ".", "uriBaseId": "%SRCROOT%"}
                 }
-            )
+                if line:
+                    location["region"] = {"startLine": line}
+                results.append(
+                    {
+                        "ruleId": result.id,
+                        "ruleIndex": list(rules).index(result.id),
+                        "level": "error" if result.status == "FAIL" else "warning",
+                        "message": {"text": f"{service.name}: {text}"},
+                        "locations": [{"physicalLocation": location}],
+                    }
+                )
     return {
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
@@ -121,7 +137,8 @@ def print_table(report: Audit, out: Console) -> None:
         table.add_column("file", overflow="fold")
         for r in service.results:
             style = STATUS_STYLE[r.status]
-            table.add_row(f"[{style}]{r.status}[/]", r.title, escape(r.reason), escape(r.file))
+            reason = "\n".join([r.reason, *(text for _, text in r.details[3:])])
+            table.add_row(f"[{style}]{r.status}[/]", r.title, escape(reason), escape(r.file))
         out.print(table)
         out.print(_summary_line(service.summary()))
     if len(report.services) > 1:
@@ -135,6 +152,7 @@ def plain_lines(report: Audit) -> list[str]:
         lines.append(f"== {_heading(service)}")
         for r in service.results:
             lines.append(f"{r.status:<4}  {r.title}: {r.reason}  ({r.file})")
+            lines.extend(f"      {text}" for _, text in r.details[3:])  # beyond the reason's 3
         lines.append(_summary_line(service.summary()))
     if len(report.services) > 1:
         lines.append(f"{len(report.services)} services: {_summary_line(report.summary())}")
