@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from . import __version__, checks, generating, rehearse, updating
+from . import __version__, checks, distribution, generating, rehearse, updating
 from .questionnaire import InvalidAnswer, Questionnaire, display, questionnaire
 from .template import load_config, template_source
 
@@ -72,6 +72,12 @@ def _load(
     return source, questionnaire(config, dest, operation)
 
 
+def _is_packaged(source: str) -> bool:
+    """Whether `source` is the template inside the installed package (not a git checkout)."""
+    packaged = distribution.packaged_template()
+    return packaged is not None and Path(source).resolve() == packaged
+
+
 def _complete(name: str) -> Any:
     """Shell completion for an option from the choices of copier.yml's question `name`."""
 
@@ -88,7 +94,7 @@ def _complete(name: str) -> Any:
 
 def version_callback(value: bool) -> None:
     if value:
-        typer.echo(f"svcgen {__version__}")
+        typer.echo(f"svcgen {__version__}, {distribution.describe()}")
         raise typer.Exit()
 
 
@@ -270,12 +276,17 @@ def new(
                 return
             if wizard is not None and not wizard.confirm(f"Create {dest}?"):
                 fail("cancelled: nothing was created")
+            if _is_packaged(source):
+                distribution.record_source(target)
+            lock_problem = generating.lock(target)
             generating.move_into_place(target, dest)
     except KeyboardInterrupt:
         _err().print("\n[yellow]Interrupted:[/] nothing was created.")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except OSError as error:  # the destination's folder is read-only, the disk is full...
         fail(f"cannot create {dest}: {error}")
+    if lock_problem:
+        _err().print(f"[yellow]warning:[/] {escape(lock_problem)}")
     _next_steps(dest, answers)
 
 
