@@ -387,3 +387,44 @@ def test_the_first_hour_of_a_new_user(shop: Shop, tmp_path: Path) -> None:
     finally:
         drop = f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'
         run(python, "-c", create, admin, drop, cwd=tmp_path, env=user)
+
+
+def test_env_example_compose_and_chart_agree_on_names(shop: Shop) -> None:
+    """Users, passwords, databases and ports of .env.example are compose's and the chart's."""
+    from urllib.parse import urlsplit
+
+    example = dict(
+        line.split("=", 1)
+        for line in (shop.fresh / ".env.example").read_text(encoding="utf-8").splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    compose = load_yaml(shop.fresh / "docker-compose.yml")["services"]
+    chart = load_yaml(next((shop.fresh / "charts").glob("*/values.yaml")))["secrets"]
+
+    def default(value: str) -> str:  # "${POSTGRES_USER:-app}" -> "app"
+        match = re.fullmatch(r"\$\{\w+:-([^}]*)\}", value)
+        return match.group(1) if match else value
+
+    db = urlsplit(example["DATABASE_URL"])
+    postgres = {k: default(v) for k, v in compose["postgres"]["environment"].items()}
+    assert (db.username, db.password, db.path) == (
+        postgres["POSTGRES_USER"], postgres["POSTGRES_PASSWORD"], "/" + postgres["POSTGRES_DB"]
+    )  # fmt: skip
+    assert compose["postgres"]["ports"] == [f"127.0.0.1:{db.port}:5432"]
+    in_cluster = urlsplit(chart["DATABASE_URL"])
+    assert (in_cluster.username, in_cluster.path) == (db.username, db.path)
+
+    amqp = urlsplit(example["AMQP_URL"])
+    rabbit = {k: default(v) for k, v in compose["rabbitmq"]["environment"].items()}
+    assert (amqp.username, amqp.password) == (
+        rabbit["RABBITMQ_DEFAULT_USER"], rabbit["RABBITMQ_DEFAULT_PASS"]
+    )  # fmt: skip
+    assert urlsplit(chart["AMQP_URL"]).username == amqp.username
+    assert urlsplit(example["REDIS_URL"]).port == 6379
+    assert "127.0.0.1:6379:6379" in compose["redis"]["ports"]
+    for name, url in compose["app"]["environment"].items():  # the app's in-compose URLs
+        local = urlsplit(example[name])
+        inside = urlsplit(re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", url))
+        assert (inside.username, inside.password, inside.path) == (
+            local.username, local.password, local.path
+        ), name  # fmt: skip
