@@ -28,7 +28,6 @@ app = typer.Typer(
 
 #: Exit codes: 1 failed or refused, 2 bad input, 130 interrupted (Ctrl-C).
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
-STATUS_STYLE = {"PASS": "green", "WARN": "yellow", "FAIL": "bold red"}
 
 
 def _out() -> Console:
@@ -42,6 +41,14 @@ def _err() -> Console:
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     _err().print(f"[bold red]error:[/] {escape(message)}")
     raise typer.Exit(code)
+
+
+def _stdout_is_terminal() -> bool:
+    """A person reads the output (a table), not a pipe or a log (whole plain lines)."""
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def _stdin_is_terminal() -> bool:
@@ -413,45 +420,58 @@ def update(
 # --- check ------------------------------------------------------------------------------
 
 
+class CheckFormat(StrEnum):
+    table = "table"
+    json = "json"
+    sarif = "sarif"
+
+
 @app.command()
 def check(
     path: Annotated[
         Path, typer.Argument(help="Repo to audit (any service, not only ours).")
     ] = Path("."),
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    output: Annotated[
+        CheckFormat | None,
+        typer.Option(
+            "--format",
+            help="table (plain lines when not a terminal), json (schema svcgen-check/2) "
+            "or sarif (2.1.0, for code scanning).",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
 ) -> None:
-    """Audit a service repo against the cloud-native checklist.
+    """Audit a service repo, service by service, against the cloud-native checklist.
 
     Config from the environment, no secrets, health endpoints, JSON logs, graceful
     shutdown, a hardened image, Kubernetes probes/resources/securityContext/HPA/PDB/
-    NetworkPolicy, CI with tests. Exits 0 when nothing FAILs, 1 otherwise.
+    NetworkPolicy, CI with tests. A monorepo is reported per service, a folder of repos
+    per repo, a template as it renders. Secrets are never printed. Exits 0 when nothing
+    FAILs, 1 otherwise, 2 when there is no service to audit.
     """
+    from .checks import report as formats
+
     if not path.is_dir():
         fail(f"{path} is not a folder", EXIT_USAGE)
-    results = checks.audit(path)
-    ok = checks.passed(results)
-    counts = {s: sum(r.status == s for r in results) for s in ("PASS", "WARN", "FAIL")}
-    if as_json:
-        report = {
-            "path": str(path.resolve()),
-            "passed": ok,
-            "summary": counts,
-            "checks": [r.as_dict() for r in results],
-        }
-        typer.echo(json.dumps(report, indent=2))
+    if as_json and output not in {None, CheckFormat.json}:
+        fail("give --json or --format, not both", EXIT_USAGE)
+    chosen = CheckFormat.json if as_json else output or CheckFormat.table
+    result = checks.audit(path)
+    if not result.services:
+        fail(
+            f"no service found in {path.resolve()} (no code, Dockerfile, chart or manifests)",
+            EXIT_USAGE,
+        )
+    if chosen is CheckFormat.json:
+        typer.echo(json.dumps(formats.as_json(result), indent=2, ensure_ascii=False))
+    elif chosen is CheckFormat.sarif:
+        typer.echo(json.dumps(formats.as_sarif(result), indent=2, ensure_ascii=False))
+    elif _stdout_is_terminal():
+        formats.print_table(result, _out())
     else:
-        table = Table(title=f"Cloud-native checklist: {path.resolve()}", title_justify="left")
-        table.add_column("status", no_wrap=True)
-        table.add_column("check", no_wrap=True)
-        table.add_column("reason")
-        table.add_column("file", overflow="fold")
-        for r in results:
-            style = STATUS_STYLE[r.status]
-            table.add_row(f"[{style}]{r.status}[/]", r.title, escape(r.reason), escape(r.file))
-        out = _out()
-        out.print(table)
-        out.print(f"{counts['PASS']} passed, {counts['WARN']} warnings, {counts['FAIL']} failed")
-    raise typer.Exit(0 if ok else EXIT_FAILED)
+        typer.echo("\n".join(formats.plain_lines(result)))
+    raise typer.Exit(0 if result.passed else EXIT_FAILED)
 
 
 # --- options ----------------------------------------------------------------------------
