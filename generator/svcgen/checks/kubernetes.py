@@ -103,25 +103,97 @@ def _lookup(values: Any, dotted: str) -> Any:
     return values
 
 
-def _toggle(repo: Repo, manifests: Manifests, hit: Hit, condition: str) -> str:
+def _scenario_files(repo: Repo, chart: PurePosixPath) -> list[PurePosixPath]:
+    """Values files a deployment or chart-testing uses besides values.yaml:
+    values-prod.yaml, prod-values.yaml, values.prod.yaml, ci/*.yaml."""
+    return [
+        p
+        for p in repo.files
+        if p.suffix in {".yaml", ".yml"}
+        and (
+            (p.parent == chart and p.name != "values.yaml" and "values" in p.name)
+            or p.parent == chart / "ci"
+        )
+    ]
+
+
+def _switch(repo: Repo, chart: PurePosixPath, name: str) -> tuple[bool, list[str]]:
+    """(is `.Values.<name>` truthy by default, the scenario files that make it truthy)."""
+    docs = _yaml_docs(repo.text(chart / "values.yaml"))
+    default = bool(docs and _lookup(docs[0], name))
+    scenarios = [
+        str(p.relative_to(chart))
+        for p in _scenario_files(repo, chart)
+        if any(_lookup(doc, name) for doc in _yaml_docs(repo.text(p)))
+    ]
+    return default, scenarios
+
+
+def _toggle(repo: Repo, manifests: Manifests, hit: Hit, condition: str) -> tuple[str, bool]:
     """How a `{{ if .Values.x.enabled }}` toggle is set: by default, and by the chart's
-    own scenario files (chart-testing's ci/*-values.yaml)."""
+    scenario files; and whether anything turns it on."""
     flag = re.fullmatch(r"\.Values\.([\w.]+)", condition)
     chart = next((c for c in manifests.charts if c in PurePosixPath(hit.file).parents), None)
     if flag is None or chart is None:
-        return f"rendered when {condition}"
+        return f"rendered when {condition}", True
     name = flag.group(1)
-    docs = _yaml_docs(repo.text(chart / "values.yaml"))
-    state = "on" if docs and _lookup(docs[0], name) is True else "off"
-    scenarios = [
-        p.name
-        for p in repo.files
-        if p.parent == chart / "ci"
-        and p.suffix in {".yaml", ".yml"}
-        and any(_lookup(doc, name) is True for doc in _yaml_docs(repo.text(p)))
-    ]
-    elsewhere = f"; on in ci/{', ci/'.join(scenarios)}" if scenarios and state == "off" else ""
-    return f"{name}: {state} by default{elsewhere}"
+    default, scenarios = _switch(repo, chart, name)
+    state = "on" if default else "off"
+    elsewhere = f"; on in {', '.join(scenarios)}" if scenarios and not default else ""
+    return f"{name}: {state} by default{elsewhere}", default or bool(scenarios)
+
+
+_ACTION = re.compile(r"\{\{-?\s*(if|with|range|define|block|else|end)\b(.*?)-?\}\}", re.DOTALL)
+
+
+def _dead_ranges(repo: Repo, chart: PurePosixPath, text: str) -> list[tuple[int, int]]:
+    """Parts of a Helm template inside `if .Values.x` / `with .Values.x` blocks that
+    nothing turns on (off in values.yaml and in every scenario file)."""
+    ranges: list[tuple[int, int]] = []
+    stack: list[tuple[bool, int]] = []  # (dead, where the block's body starts)
+    for match in _ACTION.finditer(text):
+        word, rest = match.group(1), match.group(2).strip()
+        if word in {"if", "with"}:
+            negated = rest.startswith("not ")
+            flag = re.fullmatch(r"(?:not\s+)?\.Values\.([\w.]+)", rest)
+            dead = False
+            if flag:
+                default, scenarios = _switch(repo, chart, flag.group(1))
+                on = default or bool(scenarios)
+                off = not default or bool(scenarios)
+                dead = not off if negated else not on
+            stack.append((dead, match.end()))
+        elif word in {"range", "define", "block"}:
+            stack.append((False, match.end()))
+        elif word == "else" and stack:
+            dead, start = stack.pop()
+            if dead:
+                ranges.append((start, match.start()))
+            stack.append((False, match.end()))  # what renders while the switch is off
+        elif word == "end" and stack:
+            dead, start = stack.pop()
+            if dead:
+                ranges.append((start, match.start()))
+    return ranges
+
+
+def live_hits(repo: Repo, manifests: Manifests, hits: Iterator[Hit]) -> Iterator[Hit]:
+    """Hits that a default or scenario rendering of the chart would contain."""
+    cache: dict[str, tuple[str, list[tuple[int, int]]]] = {}
+    for hit in hits:
+        path = PurePosixPath(hit.file)
+        chart = next((c for c in manifests.charts if c / "templates" in path.parents), None)
+        if chart is None:
+            yield hit
+            continue
+        if hit.file not in cache:
+            text = repo.text(path)
+            cache[hit.file] = (text, _dead_ranges(repo, chart, text))
+        text, dead = cache[hit.file]
+        starts = [0, *(i + 1 for i, c in enumerate(text) if c == "\n")]
+        offset = starts[hit.line - 1] if hit.line - 1 < len(starts) else 0
+        if not any(a <= offset < b for a, b in dead):
+            yield hit
 
 
 def check_kubernetes(repo: Repo) -> list[Result]:
@@ -145,8 +217,12 @@ def check_kubernetes(repo: Repo) -> list[Result]:
     def add(key: str, status: Status, reason: str, file: str = location) -> None:
         results.append(Result(key, titles[key], status, reason, file))
 
+    def first(pattern: str, files: list[PurePosixPath]) -> Hit | None:
+        """The first match a rendering would contain (not behind a switch left off)."""
+        return next(live_hits(repo, manifests, repo.grep(pattern, files)), None)
+
     probes = {
-        name: repo.first(rf"^\s*{name}:", manifests.all)
+        name: first(rf"^[^#\n]*\b{name}:", manifests.all)
         for name in ("livenessProbe", "readinessProbe", "startupProbe")
     }
     missing = [name for name in ("livenessProbe", "readinessProbe") if probes[name] is None]
@@ -156,7 +232,7 @@ def check_kubernetes(repo: Repo) -> list[Result]:
         live = probes["livenessProbe"]
         assert live is not None
         extra = " and startup" if probes["startupProbe"] else ""
-        add("k8s-probes", "PASS", f"liveness, readiness{extra} probes", live.file)
+        add("k8s-probes", "PASS", f"liveness, readiness{extra} probes", where(live))
 
     # Resources: a `resources` mapping with requests and limits in values or manifests,
     # or both keys written in the templates.
@@ -174,10 +250,10 @@ def check_kubernetes(repo: Repo) -> list[Result]:
         if resource_file:
             break
     if resource_file is None:
-        requests = repo.first(r"^\s*requests:\s*$", manifests.files)
-        limits = repo.first(r"^\s*limits:\s*$", manifests.files)
+        requests = first(r"^\s*requests:\s*$", manifests.files)
+        limits = first(r"^\s*limits:\s*$", manifests.files)
         if requests and limits:
-            resource_file = requests.file
+            resource_file = where(requests)
     if resource_file:
         add("k8s-resources", "PASS", "CPU/memory requests and limits set", resource_file)
     else:
@@ -187,34 +263,37 @@ def check_kubernetes(repo: Repo) -> list[Result]:
             "no resource requests and limits (pods are best-effort, evicted first)",
         )
 
+    # Block or flow style (`{drop: ["ALL"]}`), never in a comment.
     required = {
-        "runAsNonRoot: true": r"^\s*runAsNonRoot:\s*true\b",
-        "allowPrivilegeEscalation: false": r"^\s*allowPrivilegeEscalation:\s*false\b",
+        "runAsNonRoot: true": r"^[^#\n]*\brunAsNonRoot:\s*true\b",
+        "allowPrivilegeEscalation: false": r"^[^#\n]*\ballowPrivilegeEscalation:\s*false\b",
         "capabilities drop ALL": (
-            r"^\s*drop:\s*\[\s*[\"']?ALL[\"']?\s*\]|^\s*drop:\s*\n\s*-\s*[\"']?ALL\b"
+            r"^[^#\n]*\bdrop:\s*\[\s*[\"']?ALL[\"']?\s*\]|^\s*drop:\s*\n\s*-\s*[\"']?ALL\b"
         ),
-        "seccompProfile RuntimeDefault": r"^\s*type:\s*[\"']?(?:RuntimeDefault|Localhost)\b",
+        "seccompProfile RuntimeDefault": (
+            r"^\s*type:\s*[\"']?(?:RuntimeDefault|Localhost)\b"
+            r"|^[^#\n]*\bseccompProfile:\s*\{\s*type:\s*[\"']?(?:RuntimeDefault|Localhost)\b"
+        ),
     }
-    absent = [
-        label for label, pattern in required.items() if repo.first(pattern, manifests.all) is None
-    ]
-    risky = repo.first(r"^\s*(?:privileged|hostNetwork|hostPID|hostIPC):\s*true\b", manifests.all)
+    absent = [label for label, pattern in required.items() if first(pattern, manifests.all) is None]
+    risky = first(r"^[^#\n]*?\b(?:privileged|hostNetwork|hostPID|hostIPC):\s*true\b", manifests.all)
     if risky:
         add("k8s-security", "FAIL", f"{risky.text} breaks the restricted profile", where(risky))
     elif absent:
         add("k8s-security", "FAIL", f"not restricted: missing {', '.join(absent)}")
     else:
-        hit = repo.first(required["runAsNonRoot: true"], manifests.all)
+        hit = first(required["runAsNonRoot: true"], manifests.all)
         assert hit is not None
-        read_only = repo.first(r"^\s*readOnlyRootFilesystem:\s*true\b", manifests.all)
+        read_only = first(r"^[^#\n]*\breadOnlyRootFilesystem:\s*true\b", manifests.all)
         if read_only is None:
-            add("k8s-security", "WARN", "restricted, but the root filesystem is writable", hit.file)
+            reason = "restricted, but the root filesystem is writable"
+            add("k8s-security", "WARN", reason, where(hit))
         else:
             add(
                 "k8s-security",
                 "PASS",
                 "restricted: non-root, no escalation, caps dropped, seccomp, read-only root",
-                hit.file,
+                where(hit),
             )
 
     for key, kind in (
@@ -227,6 +306,12 @@ def check_kubernetes(repo: Repo) -> list[Result]:
             add(key, "FAIL", f"no {kind}")
             continue
         condition = _condition(repo, hit)
-        suffix = f" ({_toggle(repo, manifests, hit, condition)})" if condition else ""
-        add(key, "PASS", f"{kind} defined{suffix}", hit.file)
+        if not condition:
+            add(key, "PASS", f"{kind} defined", where(hit))
+            continue
+        state, on = _toggle(repo, manifests, hit, condition)
+        if on:
+            add(key, "PASS", f"{kind} defined ({state})", where(hit))
+        else:
+            add(key, "WARN", f"{kind} defined but nothing turns it on ({state})", where(hit))
     return results
