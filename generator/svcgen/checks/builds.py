@@ -16,9 +16,7 @@ from functools import cache
 from pathlib import PurePosixPath
 from typing import Any
 
-import yaml
-
-from .repo import Repo
+from .repo import Repo, yaml_docs
 from .source import NOT_RUNTIME_DIRS, is_placeholder_path
 
 _NOT_PRODUCTION = re.compile(
@@ -60,11 +58,8 @@ def _norm(*parts: str) -> PurePosixPath:
     return PurePosixPath(posixpath.normpath(posixpath.join(*parts)))
 
 
-def _yaml(text: str) -> list[Any]:
-    try:
-        return [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError:
-        return []
+def _yaml(text: str) -> tuple[Any, ...]:
+    return yaml_docs(text)
 
 
 def _walk(node: Any) -> list[dict[str, Any]]:

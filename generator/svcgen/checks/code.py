@@ -50,7 +50,7 @@ _TOKENS = re.compile("|".join(f"(?P<t{i}>{p})" for i, p in enumerate(_SECRET_TOK
 #: `name = value`: spaces and tabs only around `=`, so an empty `KEY=` never takes the next line.
 _SECRET_ASSIGN = re.compile(
     r"""(?ix)
-    \b[\w-]*?(?P<name>password|passwd|pwd|secret|api[_-]?key|access[_-]?token|auth[_-]?token|token)
+    (?P<name>password|passwd|pwd|secret|api[_-]?key|access[_-]?token|auth[_-]?token|token)
     [\w-]*?["']?[ \t]*(?::|=|:=)[ \t]*
     (?:["']([^"'\s]{8,})["']|([^\s"'#{}\[\],]{12,})[ \t]*$)
     """,

@@ -6,9 +6,11 @@ import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
+
+import yaml
 
 from .source import CODE_SUFFIXES, Spans, is_runtime, is_test, spans
 
@@ -61,6 +63,8 @@ class Repo:
     scope: list[PurePosixPath] | None = None
     _texts: dict[str, str | None] = field(default_factory=dict)
     _spans: dict[str, Spans] = field(default_factory=dict)
+    #: Whatever a check derives from this view's files, computed once.
+    memo: dict[Any, Any] = field(default_factory=dict)
 
     @cached_property
     def all_files(self) -> list[PurePosixPath]:
@@ -137,6 +141,19 @@ class Repo:
         within: Literal["all", "code", "code+text"] = "all",
     ) -> Hit | None:
         return next(self.grep(pattern, files, within=within), None)
+
+
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@lru_cache(maxsize=1024)
+def yaml_docs(text: str) -> tuple[Any, ...]:
+    """The YAML documents of `text` (none when it does not parse); parsed once per text.
+    Shared between callers: read them, never change them."""
+    try:
+        return tuple(d for d in yaml.load_all(text, Loader=_LOADER) if d is not None)
+    except yaml.YAMLError:
+        return ()
 
 
 def searched(repo: Repo) -> str:

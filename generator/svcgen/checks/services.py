@@ -142,32 +142,55 @@ def find_services(repo: Repo) -> list[Service]:
         else:
             outside.append(path)
 
-    # What lies outside every service counts for the services it names.
+    # What lies outside every service counts for the services it names: a manifest, chart
+    # template or Dockerfile by its file name or image (one naming a single service beats one
+    # naming several), a chart's other files by the chart's name or values, CI by the path.
     manifests = find_manifests(repo.view(outside))
-    charts = {c: [p for p in outside if c in p.parents] for c in manifests.charts}
     ci = set(ci_files(repo.view(outside)))
-    for folder in (f for f in roots if f != root):
-        name = named[folder]
-        mine = own[folder]
-        for chart, files in charts.items():
-            described = (
+    services = [f for f in roots if f != root]
+
+    def naming(path: PurePosixPath) -> list[PurePosixPath]:
+        images = " ".join(re.findall(r"image:\s*(\S+)", repo.text(path)))
+        words = f"{path.stem} {path.name} {images}"
+        return [f for f in services if _matches(named[f], words)]
+
+    chart_users = {
+        chart: [
+            f
+            for f in services
+            if _matches(
+                named[f],
                 " ".join(repo.text(chart / n) for n in ("Chart.yaml", "values.yaml"))
-                + f" {chart.name}"
+                + f" {chart.name}",
             )
-            if _matches(name, described):
-                mine.extend(files)
-        for path in outside:
-            if any(c in path.parents for c in charts):
-                continue
-            if path in ci:
-                text = repo.text(path)
-                mentioned = [f for f in roots if f != root and str(f) in text]
-                if folder in mentioned or not mentioned:
-                    mine.append(path)
-            elif path in manifests.files or is_dockerfile(path):
-                images = " ".join(re.findall(r"image:\s*(\S+)", repo.text(path)))
-                if _matches(name, f"{path.stem} {path.name} {images}"):
-                    mine.append(path)
-            elif len(path.parts) == 1:
-                mine.append(path)  # root files: .dockerignore, compose, Makefile, ...
+        ]
+        for chart in manifests.charts
+    }
+    alone: dict[PurePosixPath, list[PurePosixPath]] = {f: [] for f in services}
+    together: dict[PurePosixPath, list[PurePosixPath]] = {f: [] for f in services}
+    for path in outside:
+        chart = next((c for c in manifests.charts if c in path.parents), None)
+        if path in ci:
+            text = repo.text(path)
+            mentioned = [f for f in services if str(f) in text]
+            for folder in mentioned or services:
+                own[folder].append(path)
+        elif path in manifests.files or is_dockerfile(path):
+            found = naming(path)
+            if len(found) == 1:
+                alone[found[0]].append(path)
+            elif found:
+                for folder in found:
+                    together[folder].append(path)
+            elif chart is not None:  # the chart's helpers and shared templates
+                for folder in chart_users[chart]:
+                    own[folder].append(path)
+        elif chart is not None:  # values files, Chart.yaml
+            for folder in chart_users[chart]:
+                own[folder].append(path)
+        elif len(path.parts) == 1:  # root files: .dockerignore, compose, Makefile, ...
+            for folder in services:
+                own[folder].append(path)
+    for folder in services:
+        own[folder].extend(alone[folder] or together[folder])
     return [Service(named[f], f, repo.view(own[f])) for f in roots]
