@@ -222,7 +222,9 @@ def test_image_runs_as_its_pod(built: Built, start: Any) -> None:
     ready = httpx.get(app.url("/health/ready"), timeout=10)
     assert ready.status_code == 200, ready.text
     if built.project.answers["services"]:
-        assert set(ready.json()["checks"]) == set(built.project.answers["services"])
+        checks = ready.json()["checks"]  # the services readiness depends on: all pass
+        assert checks, ready.text
+        assert set(checks) <= set(built.project.answers["services"]), ready.text
     # the chart's settings, as the process sees them
     probe = (
         "import os\n"
