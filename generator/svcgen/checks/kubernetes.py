@@ -105,7 +105,7 @@ def _lookup(values: Any, dotted: str) -> Any:
 
 def _toggle(repo: Repo, manifests: Manifests, hit: Hit, condition: str) -> str:
     """How a `{{ if .Values.x.enabled }}` toggle is set: by default, and by the chart's
-    own scenario files (chart-testing's ci/*-values.yaml)."""
+    own scenario files (chart-testing's ci/*-values.yaml, per-environment values-*.yaml)."""
     flag = re.fullmatch(r"\.Values\.([\w.]+)", condition)
     chart = next((c for c in manifests.charts if c in PurePosixPath(hit.file).parents), None)
     if flag is None or chart is None:
@@ -114,13 +114,13 @@ def _toggle(repo: Repo, manifests: Manifests, hit: Hit, condition: str) -> str:
     docs = _yaml_docs(repo.text(chart / "values.yaml"))
     state = "on" if docs and _lookup(docs[0], name) is True else "off"
     scenarios = [
-        p.name
+        str(p.relative_to(chart))
         for p in repo.files
-        if p.parent == chart / "ci"
+        if (p.parent == chart / "ci" or (p.parent == chart and p.name.startswith("values-")))
         and p.suffix in {".yaml", ".yml"}
         and any(_lookup(doc, name) is True for doc in _yaml_docs(repo.text(p)))
     ]
-    elsewhere = f"; on in ci/{', ci/'.join(scenarios)}" if scenarios and state == "off" else ""
+    elsewhere = f"; on in {', '.join(sorted(scenarios))}" if scenarios and state == "off" else ""
     return f"{name}: {state} by default{elsewhere}"
 
 
