@@ -32,6 +32,7 @@ PINNED = [
     ("actionlint", ("--version",), r"^actionlint 1\.7\.7 "),
     ("promtool", ("--version",), r"^promtool, version 2\.42\.0\+ds "),
     ("prometheus", ("--version",), r"^prometheus, version 2\.42\.0\+ds "),
+    ("renovate", ("--version",), r"^44\.121\.2$"),
 ]
 
 
