@@ -389,7 +389,6 @@ def test_a_helm_chart_is_inspected_without_rendering(tmp_path: Path) -> None:
                       resources: {{- toYaml .Values.resources | nindent 12 }}
         """,
         "chart/ci/production-values.yaml": "autoscaling:\n  enabled: true\n",
-        "chart/values-prod.yaml": "autoscaling:\n  enabled: true\n",
         "chart/templates/hpa.yaml": "{{- if .Values.autoscaling.enabled }}\nkind: HorizontalPodAutoscaler\n{{- end }}\n",  # noqa: E501
     }
     results = results_of(write(tmp_path, files))
@@ -400,6 +399,6 @@ def test_a_helm_chart_is_inspected_without_rendering(tmp_path: Path) -> None:
     assert "allowPrivilegeEscalation" in results["k8s-security"].reason
     assert results["k8s-hpa"].status == "PASS"
     assert results["k8s-hpa"].reason.endswith(
-        "(autoscaling.enabled: off by default; on in ci/production-values.yaml, values-prod.yaml)"
+        "(autoscaling.enabled: off by default; on in ci/production-values.yaml)"
     )
     assert results["k8s-pdb"].status == "FAIL"
