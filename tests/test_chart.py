@@ -155,11 +155,44 @@ def test_service_monitor_scrapes_the_metrics_port(renders: Renders) -> None:
     assert spec["selector"]["matchLabels"] == service["spec"]["selector"]
     assert spec["namespaceSelector"] == {"matchNames": [NAMESPACE]}
     (endpoint,) = spec["endpoints"]
+    assert endpoint["port"] == "metrics"
     assert endpoint["port"] in {port["name"] for port in service["spec"]["ports"]}
     assert endpoint["path"] == "/metrics"
     for key in ("interval", "scrapeTimeout"):
         assert re.fullmatch(r"[0-9]+(ms|s|m|h)", endpoint[key]), endpoint
     assert monitor["metadata"]["labels"]["release"] == "prometheus"
+
+
+def test_metrics_port_and_shared_directory_are_wired(renders: Renders) -> None:
+    """The master's metrics port is exposed end to end; the workers' metrics files live on an
+    emptyDir in memory (the root file system stays read-only)."""
+    for name in VALUES:
+        docs = renders.docs[name]
+        (config,) = [doc for doc in docs if doc["kind"] == "ConfigMap"]
+        (service,) = [doc for doc in docs if doc["kind"] == "Service"]
+        (web,) = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == fullname(renders)]
+        (container,) = web["spec"]["template"]["spec"]["containers"]
+        ports = {port["name"]: port for port in container["ports"]}
+        if not renders.answers["metrics"]:
+            assert "metrics" not in ports
+            assert "METRICS_PORT" not in config["data"]
+            assert "metricsPort" not in renders.values
+            continue
+        port = renders.values["metricsPort"]
+        assert ports["metrics"]["containerPort"] == port
+        assert config["data"]["METRICS_PORT"] == str(port)
+        assert {"name": "metrics", "port": port, "targetPort": "metrics", "protocol": "TCP"} in (
+            service["spec"]["ports"]
+        )
+        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+        assert mounts["metrics"] == config["data"]["METRICS_DIR"]
+        volumes = {v["name"]: v for v in web["spec"]["template"]["spec"]["volumes"]}
+        assert volumes["metrics"]["emptyDir"]["medium"] == "Memory"
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        policies = [doc for doc in docs if doc["kind"] == "NetworkPolicy"]
+        for policy in policies:
+            allowed = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
+            assert "metrics" in allowed
 
 
 # --- checkov -----------------------------------------------------------------------------
