@@ -324,7 +324,11 @@ def test_app_pods_probe_drain_and_stop_in_time(renders: Renders) -> None:
         spec = app["spec"]["template"]["spec"]
         assert spec["topologySpreadConstraints"], name
         (container,) = spec["containers"]
-        assert container["ports"] == [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+        expected = [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+        if renders.answers["metrics"]:
+            metrics_port = renders.values["metricsPort"]
+            expected.append({"name": "metrics", "containerPort": metrics_port, "protocol": "TCP"})
+        assert container["ports"] == expected
         assert config["PORT"] == str(port)
         for probe, path in [
             ("startupProbe", "/health/startup"),
@@ -362,6 +366,7 @@ def test_config_and_secret_carry_the_settings_the_app_reads(renders: Renders) ->
             "DRAIN_SECONDS",
             "SHUTDOWN_TIMEOUT",
             "HEALTH_CHECK_TIMEOUT",
+            *(["METRICS_PORT", "METRICS_DIR"] if renders.answers["metrics"] else []),
         }
         for key in config:
             assert re.search(rf"^\s+{key.lower()}: ", settings, re.M), f"Settings lacks {key}"
@@ -425,7 +430,10 @@ def test_network_policy_allows_the_app_port_dns_and_the_chosen_services(
         spec = policy["spec"]
         assert spec["policyTypes"] == ["Ingress", "Egress"]
         (ingress,) = spec["ingress"]
-        assert ingress["ports"] == [{"port": "http", "protocol": "TCP"}]
+        expected = [{"port": "http", "protocol": "TCP"}]
+        if renders.answers["metrics"]:  # Prometheus scrapes the metrics port
+            expected.append({"port": "metrics", "protocol": "TCP"})
+        assert ingress["ports"] == expected
         egress_ports = [p["port"] for rule in spec["egress"] for p in rule.get("ports", [])]
         assert egress_ports.count(53) == 2  # UDP and TCP
         assert sorted(p for p in egress_ports if isinstance(p, int) and p != 53) == sorted(
