@@ -19,11 +19,21 @@ Renamed file (release v2.0.0 renames `.env.example` to `.env.sample`), after the
 Without them an update silently drops the user's answer (the new question's default is
 used) or the user's edits to the old file (Copier deletes a file the new version no longer
 has and renders the new one fresh).
+
+Renamed project (`--data project_slug=...` or `package_name=...` on update), refused before
+anything is written, on every update (no `version`), because Copier would delete every file
+under the old name, the team's edits with them, and render fresh ones under the new name:
+
+    - when: "{{ _stage == 'before' }}"
+      command: ["{{ _copier_python }}", "{{ _copier_conf.src_path }}/hooks/migrate.py",
+                "refuse-rename", "--data", "{{ _copier_conf.data | tojson }}",
+                "project_slug", "package_name"]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -50,6 +60,49 @@ def rename_answer(answers_file: Path, old: str, new: str) -> str:
         return f"{answers_file}: {new!r} already answered, {old!r} left as is"
     answers_file.write_text(old_key.sub(f"{new}:", text, count=1), encoding="utf-8")
     return f"{answers_file}: answer {old!r} renamed to {new!r}"
+
+
+#: Answers that name files and folders (charts/<slug>/, src/<package>/): see rename_refusal.
+NAMING_ANSWERS = ("project_slug", "package_name")
+
+
+def how_to_rename(old: str, new: str) -> str:
+    """The safe way to rename, for the refusal messages of `copier update` and `svcgen update`."""
+    return (
+        "To rename safely, in a commit of its own: `git mv` the folders and files named after "
+        f"{old!r} (charts/<slug>/, src/<package_name>/), replace the name in the files that "
+        f"mention it, set the answer to {new!r} in .copier-answers.yml, run the tests, commit; "
+        "updates then continue under the new name with every edit kept. "
+        "Or generate a new repo with the new name and move your code across."
+    )
+
+
+def rename_refusal(previous: dict[str, Any], data: dict[str, Any], keys: tuple[str, ...]) -> str:
+    """Why an update that changes one of `keys` must not run ('' when it may)."""
+    changed = [k for k in keys if k in data and k in previous and data[k] != previous[k]]
+    if not changed:
+        return ""
+    what = ", ".join(f"{k} {previous[k]!r} -> {data[k]!r}" for k in changed)
+    first = changed[0]
+    return (
+        f"refusing to rename on update ({what}): the update would delete every file under "
+        "the old name, with your edits to them, and generate fresh ones under the new name. "
+        "Nothing was changed. " + how_to_rename(str(previous[first]), str(data[first]))
+    )
+
+
+def refuse_rename(answers_file: Path, data_json: str, keys: tuple[str, ...]) -> str:
+    """Stage `before`: the answers file still holds the previous answers; compare with --data."""
+    import yaml
+
+    previous = yaml.safe_load(answers_file.read_text(encoding="utf-8")) or {}
+    try:
+        data = json.loads(data_json or "{}")
+    except json.JSONDecodeError as error:
+        raise SystemExit(f"migrate: --data is not JSON: {error}") from None
+    if not isinstance(previous, dict) or not isinstance(data, dict):
+        return ""
+    return rename_refusal(previous, data, keys)
 
 
 def _git(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -138,10 +191,21 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("VERSION_FROM", ""),
         help="the version updated from (Copier sets $VERSION_FROM)",
     )
+    refuse = commands.add_parser(
+        "refuse-rename", help="fail when --data changes one of KEYS (stage: before)"
+    )
+    refuse.add_argument("--data", default="{}", help="Copier's --data, as JSON")
+    refuse.add_argument("keys", nargs="*", default=list(NAMING_ANSWERS))
     args = parser.parse_args(argv)
     if not args.answers_file.is_file():
         print(f"migrate: {args.answers_file} not found", file=sys.stderr)
         return 1
+    if args.command == "refuse-rename":
+        refusal = refuse_rename(args.answers_file, args.data, tuple(args.keys))
+        if refusal:
+            print(f"error: {refusal}", file=sys.stderr)
+            return 1
+        return 0
     if args.command == "rename-answer":
         message = rename_answer(args.answers_file, args.old, args.new)
     else:

@@ -48,7 +48,7 @@ def entries(folder: Path) -> list[str]:
 def test_version() -> None:
     result = svcgen("--version")
     assert result.exit_code == 0
-    assert result.stdout.strip() == f"svcgen {__version__}"
+    assert result.stdout.startswith(f"svcgen {__version__}, template ")
 
 
 def test_no_arguments_shows_help() -> None:

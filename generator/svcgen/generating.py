@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -105,3 +106,42 @@ def move_into_place(rendered: Path, dest: Path) -> None:
             if target.is_dir() and not target.is_symlink():
                 shutil.rmtree(target)
             os.replace(Path(dirpath) / name, target)
+
+
+def lock(project: Path) -> str | None:
+    """Write the project's uv.lock, which its CI and image build install from.
+
+    Returns None once locked, else one line saying why not and how to make it later.
+    """
+    try:
+        from uv import find_uv_bin
+
+        uv = find_uv_bin()
+    except (ImportError, FileNotFoundError):
+        uv = shutil.which("uv") or ""
+    if not uv:
+        return "uv.lock not created: uv not found; run `make install` (or `uv lock`) before pushing"
+    env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "UV_PROJECT"}}
+    env.setdefault("UV_PYTHON_DOWNLOADS", "never")
+    try:
+        result = subprocess.run(
+            [uv, "lock", "--quiet", "--no-progress"],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        reason = str(error)
+    else:
+        if result.returncode == 0:
+            return None
+        lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
+        errors = [line[len("error:") :].strip() for line in lines if line.startswith("error:")]
+        reason = (errors or lines or [f"uv lock exited {result.returncode}"])[0]
+    return (
+        f"uv.lock not created ({reason}); run `uv lock` in the project with network access "
+        "and commit uv.lock before pushing"
+    )

@@ -12,10 +12,13 @@ from typing import Any
 import yaml
 from packaging.version import InvalidVersion, Version
 
+from .distribution import packaged_template
+
 CONFIG_NAMES = ("copier.yml", "copier.yaml")
 
-#: The repository root holding copier.yml (svcgen is installed from it, editable).
-TEMPLATE_ROOT = Path(__file__).resolve().parents[2]
+#: The template svcgen carries: the packaged copy in an installed wheel, else the checkout
+#: svcgen runs from (an editable install).
+TEMPLATE_ROOT = packaged_template() or Path(__file__).resolve().parents[2]
 
 
 def template_source() -> str:

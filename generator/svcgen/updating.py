@@ -14,6 +14,10 @@ import yaml
 ANSWERS_FILE = ".copier-answers.yml"
 #: Answer keys every svcgen template records; a repo without them is not ours.
 OUR_KEYS = ("project_slug", "package_name", "framework")
+#: Answers that name folders (charts/<slug>/, src/<package>/): changing one on update would
+#: delete them, the team's edits with them. The template's copier.yml refuses it too
+#: (hooks/migrate.py refuse-rename), for plain `copier update`.
+NAMING_KEYS = ("project_slug", "package_name")
 _MARKER = re.compile(r"^(<{7}|>{7})( |$)", re.MULTILINE)
 
 Conflict = Literal["inline", "rej"]
@@ -61,6 +65,22 @@ def read_answers(path: Path) -> dict[str, Any]:
             "repository when this project was generated, so there is nothing to update from"
         )
     return answers
+
+
+def refuse_rename(before: Mapping[str, Any], data: Mapping[str, Any]) -> None:
+    """Refuse an update that changes the slug or the package name; say how to rename."""
+    changed = [k for k in NAMING_KEYS if k in data and k in before and data[k] != before[k]]
+    if not changed:
+        return
+    what = ", ".join(f"{k} {before[k]!r} → {data[k]!r}" for k in changed)
+    raise Refused(
+        f"it would rename the project ({what}): Copier would delete every file under the old "
+        "name (charts/<slug>/, src/<package_name>/) with your edits to them and generate fresh "
+        "ones. Nothing was changed. To rename safely, in a commit of its own: `git mv` those "
+        "folders, replace the old name in the files that mention it, set the new value in "
+        f"{ANSWERS_FILE}, run `make lint test`, commit; later updates keep every edit under "
+        "the new name."
+    )
 
 
 def ensure_clean(path: Path) -> None:
@@ -113,6 +133,7 @@ def update(
 
     path = path.resolve()
     before = read_answers(path)
+    refuse_rename(before, data or {})
     ensure_clean(path)
     copier.run_update(
         str(path),
