@@ -170,7 +170,10 @@ def test_metrics_port_and_shared_directory_are_wired(renders: Renders) -> None:
         docs = renders.docs[name]
         (config,) = [doc for doc in docs if doc["kind"] == "ConfigMap"]
         (service,) = [doc for doc in docs if doc["kind"] == "Service"]
-        (web,) = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == fullname(renders)]
+        name_of_web = fullname(renders)
+        (web,) = [
+            d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == name_of_web
+        ]
         (container,) = web["spec"]["template"]["spec"]["containers"]
         ports = {port["name"]: port for port in container["ports"]}
         if not renders.answers["metrics"]:
