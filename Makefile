@@ -6,7 +6,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEST ?= ./my-service
-ARGS ?= --defaults
+# The wizard when stdin is a terminal; `svcgen new` takes the defaults when it is not.
+ARGS ?=
 
 .PHONY: help install tools generate test lint bench
 

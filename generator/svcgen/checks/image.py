@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 
 from ..dockerfile import logical_lines
+from .builds import dockerfiles
 from .repo import Repo, Result, Status
 
 
@@ -82,24 +83,6 @@ def _substitute(text: str, args: dict[str, str]) -> str:
     return re.sub(r"\$\{(\w+)(?::?[-+][^}]*)?\}|\$(\w+)", repl, text)
 
 
-def find_dockerfiles(repo: Repo) -> list[PurePosixPath]:
-    """Every Dockerfile (or Containerfile, x.Dockerfile, Dockerfile.x), top-level first."""
-    candidates = [
-        p
-        for p in repo.files
-        if p.name in {"Dockerfile", "Containerfile"}
-        or p.name.endswith(".Dockerfile")
-        or p.name.startswith("Dockerfile.")
-    ]
-    return sorted(candidates, key=lambda p: (len(p.parts), p.name != "Dockerfile", str(p)))
-
-
-def find_dockerfile(repo: Repo) -> PurePosixPath | None:
-    """The main Dockerfile: the shallowest, `Dockerfile` itself preferred."""
-    found = find_dockerfiles(repo)
-    return found[0] if found else None
-
-
 TITLES = {
     "docker-multistage": "Image: multi-stage build",
     "docker-nonroot": "Image: runs as non-root",
@@ -111,11 +94,15 @@ _SEVERITY = {"PASS": 0, "WARN": 1, "FAIL": 2}
 
 
 def check_dockerfile(repo: Repo) -> list[Result]:
-    """Every Dockerfile is checked; each check reports the worst of them."""
-    found = find_dockerfiles(repo)
+    """Every production Dockerfile is checked; each check reports the worst of them."""
+    found, others = dockerfiles(repo)
     if not found:
+        reason = "no Dockerfile"
+        if others:
+            shown = ", ".join(str(p) for p in others[:3])
+            reason = f"no production Dockerfile ({shown}: test, development or template only)"
         return [
-            Result(key, title, "FAIL", "no Dockerfile", "Dockerfile")
+            Result(key, title, "FAIL", reason, str(others[0]) if others else "Dockerfile")
             for key, title in TITLES.items()
         ]
     per_file = [_check_one(repo, path) for path in found]

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 from typing import Any
 
-import yaml
-
-from .repo import Hit, Repo, Result, Status, where
+from .repo import Hit, Repo, Result, Status, where, yaml_docs
 
 
 @dataclass
@@ -64,11 +62,36 @@ def find_manifests(repo: Repo) -> Manifests:
     return Manifests(manifests, values, charts)
 
 
-def _yaml_docs(text: str) -> list[Any]:
-    try:
-        return [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError:
-        return []
+_SEVERITY = {"PASS": 0, "WARN": 1, "FAIL": 2}
+_WORKLOAD = re.compile(
+    r"^\s*kind:\s*[\"']?(?:Deployment|StatefulSet|DaemonSet|Pod|Job|CronJob|ReplicaSet|Rollout)\b",
+    re.MULTILINE,
+)
+
+
+def workload_sources(repo: Repo, manifests: Manifests) -> list[Manifests]:
+    """Each way to deploy the workload: every chart, and every top folder of plain manifests
+    that holds a workload (Deployment, StatefulSet, ...)."""
+    sources = [
+        Manifests(
+            [p for p in manifests.files if chart in p.parents],
+            [p for p in manifests.values if p.parent == chart],
+            [chart],
+        )
+        for chart in manifests.charts
+    ]
+    groups: dict[str, list[PurePosixPath]] = {}
+    for path in manifests.files:
+        if not any(chart in path.parents for chart in manifests.charts):
+            groups.setdefault(path.parts[0] if len(path.parts) > 1 else ".", []).append(path)
+    for files in groups.values():
+        if any(_WORKLOAD.search(repo.text(p)) for p in files):
+            sources.append(Manifests(files, [], []))
+    return sources
+
+
+def _yaml_docs(text: str) -> tuple[Any, ...]:
+    return yaml_docs(text)
 
 
 def _walk(node: Any) -> Iterator[tuple[str, Any]]:
@@ -86,13 +109,21 @@ def _has_kind(repo: Repo, manifests: Manifests, kind: str) -> Hit | None:
 
 
 def _condition(repo: Repo, hit: Hit) -> str:
+    """The innermost `{{ if ... }}` the hit's line sits in ("" when none)."""
     text = repo.text(PurePosixPath(hit.file))
-    before = text.split("\n")[: hit.line]
-    for line in before:
-        found = re.search(r"\{\{-?\s*if\s+(.+?)\s*-?\}\}", line)
-        if found:
-            return found.group(1).strip()
-    return ""
+    offset = sum(len(line) + 1 for line in text.split("\n")[: hit.line - 1])
+    stack: list[str] = []
+    for match in _ACTION.finditer(text):
+        if match.start() > offset:
+            break
+        word, rest = match.group(1), match.group(2).strip()
+        if word in {"if", "with", "range", "define", "block"}:
+            stack.append(rest if word == "if" else "")
+        elif word == "else" and stack:
+            stack[-1] = ""  # an else branch: rendered when the condition is false
+        elif word == "end" and stack:
+            stack.pop()
+    return next((c for c in reversed(stack) if c), "")
 
 
 def _lookup(values: Any, dotted: str) -> Any:
@@ -103,25 +134,142 @@ def _lookup(values: Any, dotted: str) -> Any:
     return values
 
 
-def _toggle(repo: Repo, manifests: Manifests, hit: Hit, condition: str) -> str:
+def _scenario_files(repo: Repo, chart: PurePosixPath) -> list[PurePosixPath]:
+    """Values files a deployment or chart-testing uses besides values.yaml:
+    values-prod.yaml, prod-values.yaml, values.prod.yaml, ci/*.yaml."""
+    key = ("scenarios", chart)
+    if key not in repo.memo:
+        repo.memo[key] = _find_scenario_files(repo, chart)
+    found: list[PurePosixPath] = repo.memo[key]
+    return found
+
+
+def _find_scenario_files(repo: Repo, chart: PurePosixPath) -> list[PurePosixPath]:
+    return [
+        p
+        for p in repo.files
+        if p.suffix in {".yaml", ".yml"}
+        and (
+            (p.parent == chart and p.name != "values.yaml" and "values" in p.name)
+            or p.parent == chart / "ci"
+        )
+    ]
+
+
+def _switch(repo: Repo, chart: PurePosixPath, name: str) -> tuple[bool, list[str]]:
+    """(is `.Values.<name>` truthy by default, the scenario files that make it truthy)."""
+    docs = _yaml_docs(repo.text(chart / "values.yaml"))
+    default = bool(docs and _lookup(docs[0], name))
+    scenarios = [
+        str(p.relative_to(chart))
+        for p in _scenario_files(repo, chart)
+        if any(_lookup(doc, name) for doc in _yaml_docs(repo.text(p)))
+    ]
+    return default, scenarios
+
+
+def _toggle(repo: Repo, manifests: Manifests, hit: Hit, condition: str) -> tuple[str, bool]:
     """How a `{{ if .Values.x.enabled }}` toggle is set: by default, and by the chart's
-    own scenario files (chart-testing's ci/*-values.yaml)."""
+    scenario files; and whether anything turns it on."""
     flag = re.fullmatch(r"\.Values\.([\w.]+)", condition)
     chart = next((c for c in manifests.charts if c in PurePosixPath(hit.file).parents), None)
     if flag is None or chart is None:
-        return f"rendered when {condition}"
+        return f"rendered when {condition}", True
     name = flag.group(1)
-    docs = _yaml_docs(repo.text(chart / "values.yaml"))
-    state = "on" if docs and _lookup(docs[0], name) is True else "off"
-    scenarios = [
-        p.name
-        for p in repo.files
-        if p.parent == chart / "ci"
-        and p.suffix in {".yaml", ".yml"}
-        and any(_lookup(doc, name) is True for doc in _yaml_docs(repo.text(p)))
-    ]
-    elsewhere = f"; on in ci/{', ci/'.join(scenarios)}" if scenarios and state == "off" else ""
-    return f"{name}: {state} by default{elsewhere}"
+    default, scenarios = _switch(repo, chart, name)
+    state = "on" if default else "off"
+    elsewhere = f"; on in {', '.join(scenarios)}" if scenarios and not default else ""
+    return f"{name}: {state} by default{elsewhere}", default or bool(scenarios)
+
+
+_ACTION = re.compile(r"\{\{-?\s*(if|with|range|define|block|else|end)\b(.*?)-?\}\}", re.DOTALL)
+
+
+def _dead_ranges(repo: Repo, chart: PurePosixPath, text: str) -> list[tuple[int, int]]:
+    """Parts of a Helm template inside `if .Values.x` / `with .Values.x` blocks that
+    nothing turns on (off in values.yaml and in every scenario file)."""
+    ranges: list[tuple[int, int]] = []
+    stack: list[tuple[bool, int]] = []  # (dead, where the block's body starts)
+    for match in _ACTION.finditer(text):
+        word, rest = match.group(1), match.group(2).strip()
+        if word in {"if", "with"}:
+            negated = rest.startswith("not ")
+            flag = re.fullmatch(r"(?:not\s+)?\.Values\.([\w.]+)", rest)
+            dead = False
+            if flag:
+                default, scenarios = _switch(repo, chart, flag.group(1))
+                on = default or bool(scenarios)
+                off = not default or bool(scenarios)
+                dead = not off if negated else not on
+            stack.append((dead, match.end()))
+        elif word in {"range", "define", "block"}:
+            stack.append((False, match.end()))
+        elif word == "else" and stack:
+            dead, start = stack.pop()
+            if dead:
+                ranges.append((start, match.start()))
+            stack.append((False, match.end()))  # what renders while the switch is off
+        elif word == "end" and stack:
+            dead, start = stack.pop()
+            if dead:
+                ranges.append((start, match.start()))
+    return ranges
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+def switched_off(text: str, number: int) -> bool:
+    """A values.yaml line inside a mapping (at any depth) that says `enable(d): false`:
+    `seccompProfile: {enable: false, type: RuntimeDefault}` sets no seccomp profile."""
+    lines = text.split("\n")
+    index = number - 1
+    indent = _indent(lines[index]) if index < len(lines) else 0
+    while indent > 0:
+        parent = index - 1
+        while parent >= 0 and (
+            not lines[parent].strip()
+            or lines[parent].lstrip().startswith("#")
+            or _indent(lines[parent]) >= indent
+        ):
+            parent -= 1
+        sibling = parent + 1
+        while sibling < len(lines) and (
+            not lines[sibling].strip() or _indent(lines[sibling]) >= indent
+        ):
+            if _indent(lines[sibling]) == indent and re.match(
+                r"\s*enabled?:\s*false\b", lines[sibling]
+            ):
+                return True
+            sibling += 1
+        if parent < 0:
+            break
+        index, indent = parent, _indent(lines[parent])
+    return False
+
+
+def live_hits(repo: Repo, manifests: Manifests, hits: Iterator[Hit]) -> Iterator[Hit]:
+    """Hits that a default or scenario rendering of the chart would contain."""
+    cache: dict[str, tuple[str, list[tuple[int, int]]]] = {}
+    for hit in hits:
+        path = PurePosixPath(hit.file)
+        if path.name == "values.yaml" and path.parent in manifests.charts:
+            if not switched_off(repo.text(path), hit.line):
+                yield hit
+            continue
+        chart = next((c for c in manifests.charts if c / "templates" in path.parents), None)
+        if chart is None:
+            yield hit
+            continue
+        if hit.file not in cache:
+            text = repo.text(path)
+            cache[hit.file] = (text, _dead_ranges(repo, chart, text))
+        text, dead = cache[hit.file]
+        starts = [0, *(i + 1 for i, c in enumerate(text) if c == "\n")]
+        offset = starts[hit.line - 1] if hit.line - 1 < len(starts) else 0
+        if not any(a <= offset < b for a, b in dead):
+            yield hit
 
 
 def check_kubernetes(repo: Repo) -> list[Result]:
@@ -145,77 +293,106 @@ def check_kubernetes(repo: Repo) -> list[Result]:
     def add(key: str, status: Status, reason: str, file: str = location) -> None:
         results.append(Result(key, titles[key], status, reason, file))
 
-    probes = {
-        name: repo.first(rf"^\s*{name}:", manifests.all)
-        for name in ("livenessProbe", "readinessProbe", "startupProbe")
-    }
-    missing = [name for name in ("livenessProbe", "readinessProbe") if probes[name] is None]
-    if missing:
-        add("k8s-probes", "FAIL", f"no {' and no '.join(missing)}")
-    else:
-        live = probes["livenessProbe"]
-        assert live is not None
-        extra = " and startup" if probes["startupProbe"] else ""
-        add("k8s-probes", "PASS", f"liveness, readiness{extra} probes", live.file)
+    def workload(m: Manifests) -> list[Result]:
+        """Probes, resources and securityContext of one way to deploy (a chart, a folder
+        of manifests): evidence never mixes between them."""
+        results: list[Result] = []
+        location = m.describe()
 
-    # Resources: a `resources` mapping with requests and limits in values or manifests,
-    # or both keys written in the templates.
-    resource_file = None
-    for path in manifests.all:
-        for key, value in (kv for doc in _yaml_docs(repo.text(path)) for kv in _walk(doc)):
-            if (
-                key == "resources"
-                and isinstance(value, dict)
-                and value.get("requests")
-                and value.get("limits")
-            ):
-                resource_file = str(path)
+        def add(key: str, status: Status, reason: str, file: str = location) -> None:
+            results.append(Result(key, titles[key], status, reason, file))
+
+        def first(pattern: str, files: list[PurePosixPath]) -> Hit | None:
+            """The first match a rendering would contain (not behind a switch left off)."""
+            return next(live_hits(repo, m, repo.grep(pattern, files)), None)
+
+        probes = {
+            name: first(rf"^[^#\n]*\b{name}:", m.all)
+            for name in ("livenessProbe", "readinessProbe", "startupProbe")
+        }
+        missing = [name for name in ("livenessProbe", "readinessProbe") if probes[name] is None]
+        if missing:
+            add("k8s-probes", "FAIL", f"no {' and no '.join(missing)}")
+        else:
+            live = probes["livenessProbe"]
+            assert live is not None
+            extra = " and startup" if probes["startupProbe"] else ""
+            add("k8s-probes", "PASS", f"liveness, readiness{extra} probes", where(live))
+
+        # Resources: a `resources` mapping with requests and limits in values or manifests,
+        # or both keys written in the templates.
+        resource_file = None
+        for path in m.all:
+            for key, value in (kv for doc in _yaml_docs(repo.text(path)) for kv in _walk(doc)):
+                if (
+                    key == "resources"
+                    and isinstance(value, dict)
+                    and value.get("requests")
+                    and value.get("limits")
+                ):
+                    resource_file = str(path)
+                    break
+            if resource_file:
                 break
+        if resource_file is None:
+            requests = first(r"^[^#\n]*\brequests:[ \t]*(?:$|\{[ \t]*\w)", m.files)
+            limits = first(r"^[^#\n]*\blimits:[ \t]*(?:$|\{[ \t]*\w)", m.files)
+            if requests and limits:
+                resource_file = where(requests)
         if resource_file:
-            break
-    if resource_file is None:
-        requests = repo.first(r"^\s*requests:\s*$", manifests.files)
-        limits = repo.first(r"^\s*limits:\s*$", manifests.files)
-        if requests and limits:
-            resource_file = requests.file
-    if resource_file:
-        add("k8s-resources", "PASS", "CPU/memory requests and limits set", resource_file)
-    else:
-        add(
-            "k8s-resources",
-            "FAIL",
-            "no resource requests and limits (pods are best-effort, evicted first)",
-        )
-
-    required = {
-        "runAsNonRoot: true": r"^\s*runAsNonRoot:\s*true\b",
-        "allowPrivilegeEscalation: false": r"^\s*allowPrivilegeEscalation:\s*false\b",
-        "capabilities drop ALL": (
-            r"^\s*drop:\s*\[\s*[\"']?ALL[\"']?\s*\]|^\s*drop:\s*\n\s*-\s*[\"']?ALL\b"
-        ),
-        "seccompProfile RuntimeDefault": r"^\s*type:\s*[\"']?(?:RuntimeDefault|Localhost)\b",
-    }
-    absent = [
-        label for label, pattern in required.items() if repo.first(pattern, manifests.all) is None
-    ]
-    risky = repo.first(r"^\s*(?:privileged|hostNetwork|hostPID|hostIPC):\s*true\b", manifests.all)
-    if risky:
-        add("k8s-security", "FAIL", f"{risky.text} breaks the restricted profile", where(risky))
-    elif absent:
-        add("k8s-security", "FAIL", f"not restricted: missing {', '.join(absent)}")
-    else:
-        hit = repo.first(required["runAsNonRoot: true"], manifests.all)
-        assert hit is not None
-        read_only = repo.first(r"^\s*readOnlyRootFilesystem:\s*true\b", manifests.all)
-        if read_only is None:
-            add("k8s-security", "WARN", "restricted, but the root filesystem is writable", hit.file)
+            add("k8s-resources", "PASS", "CPU/memory requests and limits set", resource_file)
         else:
             add(
-                "k8s-security",
-                "PASS",
-                "restricted: non-root, no escalation, caps dropped, seccomp, read-only root",
-                hit.file,
+                "k8s-resources",
+                "FAIL",
+                "no resource requests and limits (pods are best-effort, evicted first)",
             )
+
+        # Block or flow style (`{drop: ["ALL"]}`), never in a comment.
+        required = {
+            "runAsNonRoot: true": r"^[^#\n]*\brunAsNonRoot:\s*true\b",
+            "allowPrivilegeEscalation: false": r"^[^#\n]*\ballowPrivilegeEscalation:\s*false\b",
+            "capabilities drop ALL": (
+                r"^[^#\n]*\bdrop:\s*\[\s*[\"']?ALL[\"']?\s*\]|^\s*drop:\s*\n\s*-\s*[\"']?ALL\b"
+            ),
+            "seccompProfile RuntimeDefault": (
+                r"^\s*type:\s*[\"']?(?:RuntimeDefault|Localhost)\b"
+                r"|^[^#\n]*\bseccompProfile:\s*\{\s*type:\s*[\"']?(?:RuntimeDefault|Localhost)\b"
+            ),
+        }
+        absent = [label for label, pattern in required.items() if first(pattern, m.all) is None]
+        risky = first(r"^[^#\n]*?\b(?:privileged|hostNetwork|hostPID|hostIPC):\s*true\b", m.all)
+        if risky:
+            add("k8s-security", "FAIL", f"{risky.text} breaks the restricted profile", where(risky))
+        elif absent:
+            add("k8s-security", "FAIL", f"not restricted: missing {', '.join(absent)}")
+        else:
+            hit = first(required["runAsNonRoot: true"], m.all)
+            assert hit is not None
+            read_only = first(r"^[^#\n]*\breadOnlyRootFilesystem:\s*true\b", m.all)
+            if read_only is None:
+                reason = "restricted, but the root filesystem is writable"
+                add("k8s-security", "WARN", reason, where(hit))
+            else:
+                add(
+                    "k8s-security",
+                    "PASS",
+                    "restricted: non-root, no escalation, caps dropped, seccomp, read-only root",
+                    where(hit),
+                )
+
+        return results
+
+    sources = workload_sources(repo, manifests) or [manifests]
+    per_source = [workload(m) for m in sources]
+    for key in ("k8s-probes", "k8s-resources", "k8s-security"):
+        verdicts = [r for found in per_source for r in found if r.id == key]
+        worst = max(verdicts, key=lambda r: _SEVERITY[r.status])
+        if len(sources) > 1:
+            names = ", ".join(m.describe() for m in sources)
+            judged = "worst of" if worst.status != "PASS" else "all of"
+            worst = replace(worst, reason=f"{worst.reason} ({judged} {len(sources)}: {names})")
+        results.append(worst)
 
     for key, kind in (
         ("k8s-hpa", "HorizontalPodAutoscaler"),
@@ -227,6 +404,12 @@ def check_kubernetes(repo: Repo) -> list[Result]:
             add(key, "FAIL", f"no {kind}")
             continue
         condition = _condition(repo, hit)
-        suffix = f" ({_toggle(repo, manifests, hit, condition)})" if condition else ""
-        add(key, "PASS", f"{kind} defined{suffix}", hit.file)
+        if not condition:
+            add(key, "PASS", f"{kind} defined", where(hit))
+            continue
+        state, on = _toggle(repo, manifests, hit, condition)
+        if on:
+            add(key, "PASS", f"{kind} defined ({state})", where(hit))
+        else:
+            add(key, "WARN", f"{kind} defined but nothing turns it on ({state})", where(hit))
     return results

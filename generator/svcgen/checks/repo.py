@@ -6,9 +6,15 @@ import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import Any, Literal
+
+import yaml
+
+from .source import CODE_SUFFIXES, Spans, is_runtime, is_test, spans
+
+__all__ = ["CODE_SUFFIXES", "Hit", "Repo", "Result", "Status", "is_test", "searched", "where"]
 
 Status = Literal["PASS", "WARN", "FAIL"]
 
@@ -19,12 +25,10 @@ SKIP_DIRS = frozenset(
         "build", "site-packages", ".idea", ".vscode", "vendor", "target", ".terraform",
     }
 )  # fmt: skip
-CODE_SUFFIXES = frozenset(
-    {".py", ".js", ".mjs", ".cjs", ".ts", ".go", ".java", ".kt", ".rb", ".rs", ".cs", ".php"}
-)
 TEXT_SUFFIXES = CODE_SUFFIXES | {
     ".yaml", ".yml", ".json", ".toml", ".ini", ".cfg", ".conf", ".env", ".sh", ".tpl",
-    ".properties", ".tf", ".md", ".txt", "",
+    ".properties", ".tf", ".tfvars", ".md", ".txt", ".pem", ".key", ".xml", ".gradle", ".kts",
+    ".ps1", ".bat", "",
 }  # fmt: skip
 MAX_BYTES = 1_000_000
 
@@ -35,9 +39,11 @@ class Result:
     title: str
     status: Status
     reason: str
-    file: str
+    file: str  # "path:line", or a path (a file or folder) when no line applies
+    #: Every finding behind the verdict as (location, text), e.g. each secret, redacted.
+    details: tuple[tuple[str, str], ...] = ()
 
-    def as_dict(self) -> dict[str, str]:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -48,27 +54,20 @@ class Hit:
     text: str
 
 
-def is_test(path: PurePosixPath) -> bool:
-    name = path.name
-    return (
-        any(
-            part in {"tests", "test", "__tests__", "spec", "testdata", "e2e"} for part in path.parts
-        )
-        or name.startswith("test_")
-        or name == "conftest.py"
-        or bool(re.search(r"[._-](test|spec)\.[a-z]+$", name))
-    )
-
-
 @dataclass
 class Repo:
-    """A repository's files, read lazily and at most once."""
+    """A repository's files, read lazily and at most once; `scope` narrows it to the
+    files of one service (paths stay relative to the repository's root)."""
 
     root: Path
+    scope: list[PurePosixPath] | None = None
     _texts: dict[str, str | None] = field(default_factory=dict)
+    _spans: dict[str, Spans] = field(default_factory=dict)
+    #: Whatever a check derives from this view's files, computed once.
+    memo: dict[Any, Any] = field(default_factory=dict)
 
     @cached_property
-    def files(self) -> list[PurePosixPath]:
+    def all_files(self) -> list[PurePosixPath]:
         found = []
         for dirpath, dirnames, filenames in os.walk(self.root):
             dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
@@ -76,6 +75,16 @@ class Repo:
                 full = Path(dirpath) / name
                 found.append(PurePosixPath(full.relative_to(self.root).as_posix()))
         return found
+
+    @cached_property
+    def files(self) -> list[PurePosixPath]:
+        return self.all_files if self.scope is None else self.scope
+
+    def view(self, files: list[PurePosixPath]) -> Repo:
+        """The same repository seen through `files` (texts shared, read once)."""
+        view = Repo(self.root, sorted(files), self._texts, self._spans)
+        view.__dict__["all_files"] = self.all_files
+        return view
 
     def text(self, path: PurePosixPath) -> str:
         key = str(path)
@@ -88,25 +97,63 @@ class Repo:
                 self._texts[key] = None
         return self._texts[key] or ""
 
+    def spans(self, path: PurePosixPath) -> Spans:
+        key = str(path)
+        if key not in self._spans:
+            self._spans[key] = spans(self.text(path), path.suffix)
+        return self._spans[key]
+
     @cached_property
     def code(self) -> list[PurePosixPath]:
-        """Application source files (tests left out)."""
-        return [p for p in self.files if p.suffix in CODE_SUFFIXES and not is_test(p)]
+        """Runtime source files: no tests, benchmarks, docs, tooling or template files."""
+        return [p for p in self.files if is_runtime(p)]
 
     @cached_property
     def texts(self) -> list[PurePosixPath]:
         return [p for p in self.files if p.suffix in TEXT_SUFFIXES or ".env" in p.name]
 
-    def grep(self, pattern: str | re.Pattern[str], files: Iterable[PurePosixPath]) -> Iterator[Hit]:
+    def grep(
+        self,
+        pattern: str | re.Pattern[str],
+        files: Iterable[PurePosixPath],
+        *,
+        within: Literal["all", "code", "code+text"] = "all",
+    ) -> Iterator[Hit]:
+        """Matches of `pattern`; `within="code"` keeps those outside comments and string
+        literals, `"code+text"` those outside comments and regex-like literals."""
         regex = re.compile(pattern, re.MULTILINE) if isinstance(pattern, str) else pattern
         for path in files:
             text = self.text(path)
             for match in regex.finditer(text):
+                if within != "all":
+                    where = self.spans(path)
+                    keep = where.in_code if within == "code" else where.in_code_or_text
+                    if not keep(match.start()):
+                        continue
                 line = text.count("\n", 0, match.start()) + 1
                 yield Hit(str(path), line, match.group(0).strip())
 
-    def first(self, pattern: str, files: Iterable[PurePosixPath]) -> Hit | None:
-        return next(self.grep(pattern, files), None)
+    def first(
+        self,
+        pattern: str,
+        files: Iterable[PurePosixPath],
+        *,
+        within: Literal["all", "code", "code+text"] = "all",
+    ) -> Hit | None:
+        return next(self.grep(pattern, files, within=within), None)
+
+
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@lru_cache(maxsize=1024)
+def yaml_docs(text: str) -> tuple[Any, ...]:
+    """The YAML documents of `text` (none when it does not parse); parsed once per text.
+    Shared between callers: read them, never change them."""
+    try:
+        return tuple(d for d in yaml.load_all(text, Loader=_LOADER) if d is not None)
+    except yaml.YAMLError:
+        return ()
 
 
 def searched(repo: Repo) -> str:
