@@ -437,6 +437,66 @@ def update(
         out.print("No conflicts. Review with `git diff`, then commit.")
 
 
+# --- status -----------------------------------------------------------------------------
+
+STATE_STYLE = {"current": "green", "behind": "yellow", "conflicts": "bold red", "error": "bold red"}
+
+
+@app.command()
+def status(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Generated repos, or folders holding them (default: .).", show_default=False
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Where generated repos stand: template version, newest release, clean tree, conflicts.
+
+    For one repo or a folder of repos: the template version each is on, the newest
+    release of its template, whether its git tree is clean, and whether updating would
+    conflict (a dry run of the update in a temporary clone; the repo is not touched).
+    Exits 0 when every repo is current, 1 when some are behind (or could not be checked),
+    2 when no generated repo is found.
+    """
+    from . import status as fleet  # packaging's import: only when asked
+
+    given = [p.expanduser().absolute() for p in (paths or [Path(".")])]
+    for path in given:
+        if not path.is_dir():
+            fail(f"{path} is not a folder", EXIT_USAGE)
+    repos = fleet.find_repos(given)
+    if not repos:
+        fail(
+            f"no generated repo (with {updating.ANSWERS_FILE}) in {', '.join(map(str, given))}",
+            EXIT_USAGE,
+        )
+    results = [fleet.status_of(repo) for repo in repos]
+    current = all(r.current for r in results)
+    if as_json:
+        typer.echo(
+            json.dumps({"current": current, "repos": [r.as_dict() for r in results]}, indent=2)
+        )
+    else:
+        table = Table(title="Template status", title_justify="left")
+        for column in ("repo", "version", "newest", "tree", "update"):
+            table.add_column(column, overflow="fold")
+        for r in results:
+            tree = {True: "clean", False: "[yellow]changes[/]", None: "-"}[r.clean]
+            state = f"[{STATE_STYLE[r.state]}]{r.state}[/]"
+            if r.conflicts:
+                state += ": " + escape(", ".join(r.conflicts))
+            elif r.error:
+                state += ": " + escape(r.error)
+            table.add_row(escape(r.path), r.version or "-", r.newest or "-", tree, state)
+        out = _out()
+        out.print(table)
+        behind = sum(not r.current for r in results)
+        out.print(f"{len(results) - behind} current, {behind} behind or unchecked")
+    raise typer.Exit(0 if current else EXIT_FAILED)
+
+
 # --- check ------------------------------------------------------------------------------
 
 

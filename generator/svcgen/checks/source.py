@@ -50,7 +50,7 @@ def is_runtime(path: PurePosixPath) -> bool:
     return (
         path.suffix in CODE_SUFFIXES
         and not is_test(path)
-        and not any(part in NOT_RUNTIME_DIRS for part in path.parts[:-1])
+        and not any(part in NOT_RUNTIME_DIRS or part.startswith(".") for part in path.parts[:-1])
         and not is_placeholder_path(path)
     )
 
