@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from .check_corpus import Case, cases, run
 from .conftest import ProjectFactory
-from .support import REPO, tool
+from .support import REPO, matrix, tool
 
 CORPUS = cases()
 SVCGEN = Path(sys.executable).with_name("svcgen")
@@ -224,7 +224,12 @@ def test_a_folder_of_generated_projects_is_reported_per_project(
     folder = tmp_path / "fleet"
     folder.mkdir()
     names = []
-    for answers in ({}, {"framework": "flask", "services": ["postgres"]}):
+    combos = matrix()  # the same answers as test_cli_check: generated once per session
+    picked = [
+        combos[0],
+        next(c for c in combos if c["framework"] == "flask" and c["services"] == ["postgres"]),
+    ]
+    for answers in picked:
         generated = project(answers, install=False)
         shutil.copytree(generated.path, folder / generated.path.name, symlinks=True)
         names.append(generated.path.name)

@@ -1,0 +1,164 @@
+"""The update path, end to end: the previous release -> this working tree, with a team's edits.
+
+The previous release is built from this repo's history (PREVIOUS: main before the fleet-update
+work; the repo has no release tags yet): a throwaway template repo holds its copier.yml,
+template/ and hooks/ tagged v0.1.0, then this working tree's tagged v0.2.0. A project generated
+at v0.1.0 gets a realistic set of team edits (code, a route, a chart value, the Makefile, the
+README, new files), is updated to v0.2.0 with `copier update`, conflicts are counted and listed
+(printed), resolved keeping the team's side, and the project must pass its own
+`make install lint test` with every line the team wrote still there and the team's test run.
+
+Budget: two combinations (one per framework, no service and every service) run, in parallel on
+two workers; the whole matrix would add ~8 minutes to `make test`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+import subprocess
+import tarfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .support import REPO, combo_id, project_env, service_env
+from .test_update import (
+    Repo,
+    TemplateRepo,
+    added_lines,
+    answers,
+    copier,
+    isolated_git_env,
+    keep_our_side,
+    lost_lines,
+    run,
+    unmerged_paths,
+)
+
+PREVIOUS = "0fec6b49a028bccdcb30d02308aa46ad5b846118"
+COMBOS: list[dict[str, Any]] = [
+    {"framework": "fastapi", "services": [], "python_version": "3.12"},
+    {
+        "framework": "flask",
+        "services": ["postgres", "redis", "rabbitmq"],
+        "python_version": "3.12",
+    },
+]
+pytestmark = pytest.mark.e2e
+
+TEAM_CODE = '''
+
+def is_production(settings: Settings) -> bool:
+    """Owned by the team: production gets stricter behaviour."""
+    return settings.environment == "production"
+'''
+TEAM_TEST = '''"""The team's own tests: a route and a helper the template never knew about."""
+
+import httpx
+
+from {package}.core.settings import Settings, is_production
+
+
+def test_team_ping(client: httpx.Client) -> None:
+    assert client.get("/team/ping").json() == {{"pong": True}}
+
+
+def test_is_production() -> None:
+    assert is_production(Settings(_env_file=None, environment="production"))
+'''
+ROUTE = {
+    "fastapi": '    app.add_api_route("/team/ping", lambda: {"pong": True})  # team route',
+    "flask": '    app.add_url_rule("/team/ping", "team_ping", lambda: {"pong": True})  # team',
+}
+
+
+def previous_release(into: Path) -> None:
+    """copier.yml, template/ and hooks/ as they were at PREVIOUS, from git's objects."""
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", PREVIOUS, "copier.yml", "template", "hooks"],
+        cwd=REPO, capture_output=True, check=True, timeout=120,
+    ).stdout  # fmt: skip
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r") as tar:
+        tar.extractall(into, filter="data")
+
+
+def team_edits(project: Repo, framework: str) -> None:
+    given = answers(project)
+    package, slug = str(given["package_name"]), str(given["project_slug"])
+    project.append(f"src/{package}/core/settings.py", TEAM_CODE)
+    app = f"src/{package}/app.py"
+    lines = project.read(app).splitlines(keepends=True)
+    last = max(i for i, line in enumerate(lines) if line == "    return app\n")
+    lines.insert(last, ROUTE[framework] + "\n")
+    project.write(app, "".join(lines))
+    values = f"charts/{slug}/values.yaml"
+    replicas = next(
+        ln for ln in project.read(values).splitlines() if ln.startswith("replicaCount:")
+    )
+    project.replace_line(values, replicas, "replicaCount: 5  # team: peak load")
+    project.append(
+        "Makefile", "\nteam-hello: ## The team's own target\n\t@echo hello from the team\n"
+    )
+    project.append("README.md", "\n## Runbook\n\nPage #team-oncall; dashboards in Grafana.\n")
+    project.write("tests/test_team.py", TEAM_TEST.format(package=package))
+    project.write("docs/decisions/0001-team.md", "# 1. The team owns this service\n\nAccepted.\n")
+
+
+@pytest.mark.parametrize("combo", COMBOS, ids=combo_id)
+def test_previous_release_with_team_edits_updates_to_this_tree(
+    tmp_path: Path, combo: dict[str, Any]
+) -> None:
+    env = isolated_git_env(tmp_path)
+    template = TemplateRepo(tmp_path / "svcgen", env)
+    template.path.mkdir()
+    previous_release(template.path)
+    template.git("init", "--quiet")
+    template.release("v0.1.0")
+    shutil.rmtree(template.path / "template")
+    shutil.rmtree(template.path / "hooks")
+    shutil.copy2(REPO / "copier.yml", template.path / "copier.yml")  # this working tree
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", ".ruff_cache")
+    for folder in ("template", "hooks"):
+        shutil.copytree(REPO / folder, template.path / folder, ignore=ignore)
+    template.release("v0.2.0")
+
+    values = {k: json.dumps(v) if isinstance(v, list) else str(v) for k, v in combo.items()}
+    data = [a for k, v in values.items() for a in ("--data", f"{k}={v}")]
+    copier("copy", "--trust", "--defaults", "--vcs-ref", "v0.1.0", *data,
+           str(template.path), "svc", cwd=tmp_path, env=env)  # fmt: skip
+    project = Repo(tmp_path / "svc", env)
+    generated = project.commit("generated at v0.1.0")
+    team_edits(project, combo["framework"])
+    edited = project.commit("the team's edits")
+    wanted = added_lines(project, generated, edited)
+
+    copier("update", "--trust", "--defaults", cwd=project.path, env=env)
+    assert answers(project)["_commit"] == "v0.2.0"
+    conflicts = unmerged_paths(project)
+    print(f"{combo_id(combo)}: {len(conflicts)} conflicted file(s): {conflicts}")
+    for rel in conflicts:
+        project.write(rel, keep_our_side(project.read(rel)))
+    assert not lost_lines(project, wanted), lost_lines(project, wanted)
+    kept = sum(map(len, wanted.values()))
+    print(f"{combo_id(combo)}: {kept} team lines in {len(wanted)} files, all kept")
+
+    prefix = f"svcgen_upd_{uuid.uuid4().hex[:8]}"
+    project_env_vars = {
+        **project_env(str(combo["python_version"])),
+        "GIT_CONFIG_GLOBAL": env["GIT_CONFIG_GLOBAL"],
+        "PYTEST_ADDOPTS": "-v -p no:cacheprovider",
+        **service_env(combo["services"], prefix),
+    }
+    for target in ("install", "lint", "test"):
+        result = run("make", target, cwd=project.path, env=project_env_vars)
+    assert re.search(r"test_team\.py::test_team_ping PASSED", result.stdout), result.stdout[-3000:]
+    assert "test_team.py::test_is_production PASSED" in result.stdout
+    assert " failed" not in result.stdout.splitlines()[-1]
+    assert "replicaCount: 5  # team: peak load" in project.read(
+        f"charts/{answers(project)['project_slug']}/values.yaml"
+    )
