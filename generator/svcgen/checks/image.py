@@ -200,7 +200,8 @@ def _check_one(repo: Repo, found: PurePosixPath) -> list[Result]:
             unresolved.append(image)
             continue
         tag = image.rsplit("/", 1)[-1].partition(":")[2]
-        if "@sha256:" not in image and (not tag or tag == "latest"):
+        # a tag with no version number in it (latest, slim, alpine) moves: not pinned
+        if "@sha256:" not in image and not re.search(r"\d", tag):
             unpinned.append(image)
         else:
             pinned.append(image)
