@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from .conftest import ProjectFactory
-from .support import LOCAL_SERVICES, SERVICES, Project, combo_id, service_env
+from .support import LOCAL_SERVICES, SERVICES, Project, combo_id, matrix, service_env
 from .tcp_relay import TcpRelay
 from .test_backing_services import (
     _CLEAN_UP,
@@ -199,3 +199,105 @@ def test_no_event_is_lost_or_processed_twice(stack: Stack) -> None:
             f"restarted worker handled {len(second)}, skipped {len(skipped)} duplicates; "
             f"all {ITEMS} once, {recovered:.2f}s after the kill"
         )
+
+
+POSTGRES_ONLY = [a for a in matrix() if a["services"] == ["postgres"]]
+THRESHOLD = 3
+RESET_SECONDS = 5.0
+POOL_TIMEOUT = 1.0
+
+
+@pytest.fixture(params=POSTGRES_ONLY, ids=combo_id)
+def pg_stack(project: ProjectFactory, request: pytest.FixtureRequest) -> Iterator[Stack]:
+    generated = project(request.param)
+    name = f"svcgen_cb_{uuid.uuid4().hex[:8]}"
+    env = {
+        **service_env(["postgres"], name),
+        "DATABASE_URL": f"{DATABASE_URL}?options=-csearch_path%3D{name}",
+        "DRAIN_SECONDS": "0",
+    }
+    server = {**env, "DATABASE_URL": DATABASE_URL}
+    generated.run(str(generated.python), "-c", _CREATE_SCHEMA, name, env=server)
+    try:
+        generated.run(str(generated.python), "-m", generated.package, "migrate", env=env)
+        yield Stack(generated, env)
+    finally:
+        drop = (
+            "import os, sys, psycopg\n"
+            "with psycopg.connect(os.environ['DATABASE_URL'], autocommit=True) as c:\n"
+            "    c.execute(f'DROP SCHEMA IF EXISTS \"{sys.argv[1]}\" CASCADE')\n"
+        )
+        generated.run(str(generated.python), "-c", drop, name, env=server)
+
+
+def breaker_metric(client: httpx.Client) -> str:
+    lines = client.get("/metrics").text.splitlines()
+    return next(
+        line for line in lines if line.startswith('circuit_breaker_state{service="postgres"}')
+    )
+
+
+def test_a_database_cut_opens_the_breaker_then_a_trial_closes_it(pg_stack: Stack) -> None:
+    generated = pg_stack.project
+    port = free_port()
+    with TcpRelay(("127.0.0.1", 5432)) as db:
+        env = {
+            **pg_stack.env,
+            "DATABASE_URL": db.url(pg_stack.env["DATABASE_URL"]),
+            "PORT": str(port),
+            "HOST": "127.0.0.1",
+            "BREAKER_FAILURE_THRESHOLD": str(THRESHOLD),
+            "BREAKER_RESET_TIMEOUT": str(RESET_SECONDS),
+            "DATABASE_POOL_TIMEOUT": str(POOL_TIMEOUT),
+        }
+        with (
+            running(generated, generated.package, env) as (web, _),
+            httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client,
+        ):
+            wait_for(f"http://127.0.0.1:{port}/health/ready", 200, web)
+            assert client.get("/api/items").status_code == 200
+            assert breaker_metric(client).endswith(" 0.0")
+
+            db.cut()
+            cut_at = time.monotonic()
+            tries = 0
+            while "circuit open" not in (answer := client.get("/api/items")).text:
+                assert answer.status_code == 503, answer.text
+                tries += 1
+                assert tries <= THRESHOLD, "the breaker never opened"
+            opened_at = time.monotonic()
+
+            latencies: list[float] = []
+            while len(latencies) < 200 and time.monotonic() - opened_at < RESET_SECONDS * 0.8:
+                started = time.perf_counter()
+                answer = client.get("/api/items")
+                latencies.append(time.perf_counter() - started)
+                assert answer.status_code == 503
+                assert answer.json() == {"detail": "postgres is unavailable (circuit open)"}
+            latencies.sort()
+            p99 = latencies[int(len(latencies) * 0.99) - 1]
+            assert p99 < POOL_TIMEOUT, "an open breaker answers without waiting for the database"
+            ready = client.get("/health/ready")
+            assert ready.status_code == 503
+            assert ready.json()["checks"]["postgres"]["breaker"] in {"open", "half_open"}
+            assert breaker_metric(client).endswith((" 1.0", " 2.0"))
+
+            db.restore()
+            restored_at = time.monotonic()
+            while (answer := client.get("/api/items")).status_code != 200:
+                assert answer.status_code == 503
+                assert time.monotonic() - restored_at < 60, "the breaker never closed"
+                time.sleep(0.1)
+            recovered = time.monotonic() - restored_at
+            assert client.post("/api/items", json={"name": "after"}).status_code == 201
+            ready = client.get("/health/ready").json()
+            assert ready["checks"]["postgres"]["breaker"] == "closed"
+            assert breaker_metric(client).endswith(" 0.0")
+            assert web.poll() is None, "recovered with no restart"
+    print(
+        f"\n[{combo_id(generated.answers)}] database cut: breaker open after {tries} failed "
+        f"requests ({opened_at - cut_at:.2f}s); {len(latencies)} requests while open: 503 "
+        f"p50 {latencies[len(latencies) // 2] * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, "
+        f"max {latencies[-1] * 1000:.1f} ms; closed {recovered:.2f}s after the database came "
+        f"back (reset timeout {RESET_SECONDS:g}s)"
+    )

@@ -19,6 +19,7 @@ from typing import Any
 from . import lifecycle
 
 Check = Callable[[], Awaitable[object]]
+Detail = Callable[[], dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,17 +36,23 @@ class HealthChecks:
 
     timeout: float
     checks: dict[str, Check] = field(default_factory=dict)
+    details: dict[str, Detail] = field(default_factory=dict)
 
-    def register(self, name: str, check: Check) -> None:
+    def register(self, name: str, check: Check, detail: Detail | None = None) -> None:
+        """Register a check; `detail()` adds fields to its result (e.g. its circuit breaker)."""
         self.checks[name] = check
+        if detail is not None:
+            self.details[name] = detail
 
-    def register_sync(self, name: str, check: Callable[[], object]) -> None:
+    def register_sync(
+        self, name: str, check: Callable[[], object], detail: Detail | None = None
+    ) -> None:
         """Register a blocking check; it runs in a worker thread."""
 
         async def run_in_thread() -> object:
             return await asyncio.to_thread(check)
 
-        self.register(name, run_in_thread)
+        self.register(name, run_in_thread, detail)
 
     async def _run(self, name: str, check: Check) -> dict[str, Any]:
         started = time.perf_counter()
@@ -59,6 +66,8 @@ class HealthChecks:
         else:
             result = {"status": "pass"}
         result["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
+        if name in self.details:
+            result.update(self.details[name]())
         return result
 
     async def readiness(self) -> Report:
