@@ -137,7 +137,11 @@ def test_expected_objects_are_rendered(renders: Renders) -> None:
         if name == "prod":
             expected |= {("Ingress", full), ("HorizontalPodAutoscaler", full)}
             if renders.answers["metrics"]:
-                expected.add(("ServiceMonitor", full))
+                expected |= {
+                    ("ServiceMonitor", full),
+                    ("PrometheusRule", full),
+                    ("ConfigMap", f"{full}-dashboard"),
+                }
         found = [(doc["kind"], doc["metadata"]["name"]) for doc in renders.docs[name]]
         assert sorted(found) == sorted(expected), name
         for doc in renders.docs[name]:
@@ -309,7 +313,7 @@ def test_app_pods_probe_drain_and_stop_in_time(renders: Renders) -> None:
     port = renders.answers["port"]
     for name in VALUES:
         docs = renders.docs[name]
-        config = next(doc for doc in docs if doc["kind"] == "ConfigMap")["data"]
+        config = settings_config_map(renders, docs)
         app = next(
             doc
             for doc in docs
@@ -350,7 +354,7 @@ def test_config_and_secret_carry_the_settings_the_app_reads(renders: Renders) ->
     wanted_secrets = {URLS[s] for s in renders.answers["services"]}
     for name in VALUES:
         docs = renders.docs[name]
-        config = next(doc for doc in docs if doc["kind"] == "ConfigMap")["data"]
+        config = settings_config_map(renders, docs)
         assert set(config) == {
             "SERVICE_NAME",
             "ENVIRONMENT",
@@ -384,6 +388,14 @@ def test_config_and_secret_carry_the_settings_the_app_reads(renders: Renders) ->
                 assert {ref["name"] for ref in refs.values()} == {hook_secret}
                 continue
             assert container["envFrom"] == [{"configMapRef": {"name": fullname(renders)}}]
+
+
+def settings_config_map(renders: Renders, docs: list[dict[str, Any]]) -> dict[str, str]:
+    """The data of the ConfigMap holding the service's settings (not the dashboard's)."""
+    name = fullname(renders)
+    return dict(
+        next(d for d in docs if (d["kind"], d["metadata"]["name"]) == ("ConfigMap", name))["data"]
+    )
 
 
 def secret_keys(docs: list[dict[str, Any]], *, hook: bool) -> dict[str, set[str]]:
