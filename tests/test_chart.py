@@ -198,6 +198,33 @@ def test_custom_resources_validate_against_their_crd_schemas(renders: Renders) -
     ), result.stdout
 
 
+def test_routes_lead_only_to_the_http_port(renders: Renders) -> None:
+    """The Ingress (prod) and the HTTPRoute (staging) reach the Service's `http` port only:
+    never an internal one such as the metrics port."""
+    routed = set()
+    for name in VALUES:
+        docs = renders.docs[name]
+        (service,) = [d for d in docs if d["kind"] == "Service"]
+        http = next(p["port"] for p in service["spec"]["ports"] if p["name"] == "http")
+        target = service["metadata"]["name"]
+        for doc in docs:
+            if doc["kind"] == "Ingress":
+                backends = [
+                    path["backend"]["service"]
+                    for rule in doc["spec"]["rules"]
+                    for path in rule["http"]["paths"]
+                ]
+                assert backends, name
+                assert all(b == {"name": target, "port": {"name": "http"}} for b in backends)
+                routed.add((name, "Ingress"))
+            elif doc["kind"] == "HTTPRoute":
+                refs = [ref for rule in doc["spec"]["rules"] for ref in rule["backendRefs"]]
+                assert refs, name
+                assert all(ref == {"name": target, "port": http} for ref in refs), refs
+                routed.add((name, "HTTPRoute"))
+    assert routed == {("staging", "HTTPRoute"), ("prod", "Ingress")}
+
+
 # --- checkov -----------------------------------------------------------------------------
 
 
