@@ -137,7 +137,11 @@ def test_expected_objects_are_rendered(renders: Renders) -> None:
         if name == "prod":
             expected |= {("Ingress", full), ("HorizontalPodAutoscaler", full)}
             if renders.answers["metrics"]:
-                expected.add(("ServiceMonitor", full))
+                expected |= {
+                    ("ServiceMonitor", full),
+                    ("PrometheusRule", full),
+                    ("ConfigMap", f"{full}-dashboard"),
+                }
         found = [(doc["kind"], doc["metadata"]["name"]) for doc in renders.docs[name]]
         assert sorted(found) == sorted(expected), name
         for doc in renders.docs[name]:
@@ -192,6 +196,33 @@ def test_custom_resources_validate_against_their_crd_schemas(renders: Renders) -
     assert sorted(result.stdout.splitlines()) == sorted(
         f"ok {doc['kind']}/{doc['metadata']['name']}" for doc in custom
     ), result.stdout
+
+
+def test_routes_lead_only_to_the_http_port(renders: Renders) -> None:
+    """The Ingress (prod) and the HTTPRoute (staging) reach the Service's `http` port only:
+    never an internal one such as the metrics port."""
+    routed = set()
+    for name in VALUES:
+        docs = renders.docs[name]
+        (service,) = [d for d in docs if d["kind"] == "Service"]
+        http = next(p["port"] for p in service["spec"]["ports"] if p["name"] == "http")
+        target = service["metadata"]["name"]
+        for doc in docs:
+            if doc["kind"] == "Ingress":
+                backends = [
+                    path["backend"]["service"]
+                    for rule in doc["spec"]["rules"]
+                    for path in rule["http"]["paths"]
+                ]
+                assert backends, name
+                assert all(b == {"name": target, "port": {"name": "http"}} for b in backends)
+                routed.add((name, "Ingress"))
+            elif doc["kind"] == "HTTPRoute":
+                refs = [ref for rule in doc["spec"]["rules"] for ref in rule["backendRefs"]]
+                assert refs, name
+                assert all(ref == {"name": target, "port": http} for ref in refs), refs
+                routed.add((name, "HTTPRoute"))
+    assert routed == {("staging", "HTTPRoute"), ("prod", "Ingress")}
 
 
 # --- checkov -----------------------------------------------------------------------------
@@ -309,7 +340,7 @@ def test_app_pods_probe_drain_and_stop_in_time(renders: Renders) -> None:
     port = renders.answers["port"]
     for name in VALUES:
         docs = renders.docs[name]
-        config = next(doc for doc in docs if doc["kind"] == "ConfigMap")["data"]
+        config = settings_config_map(renders, docs)
         app = next(
             doc
             for doc in docs
@@ -358,7 +389,7 @@ def test_config_and_secret_carry_the_settings_the_app_reads(renders: Renders) ->
     wanted_secrets = {URLS[s] for s in renders.answers["services"]}
     for name in VALUES:
         docs = renders.docs[name]
-        config = next(doc for doc in docs if doc["kind"] == "ConfigMap")["data"]
+        config = settings_config_map(renders, docs)
         services = renders.answers["services"]
         assert set(config) == {
             "SERVICE_NAME",
@@ -395,6 +426,14 @@ def test_config_and_secret_carry_the_settings_the_app_reads(renders: Renders) ->
                 assert {ref["name"] for ref in refs.values()} == {hook_secret}
                 continue
             assert container["envFrom"] == [{"configMapRef": {"name": fullname(renders)}}]
+
+
+def settings_config_map(renders: Renders, docs: list[dict[str, Any]]) -> dict[str, str]:
+    """The data of the ConfigMap holding the service's settings (not the dashboard's)."""
+    name = fullname(renders)
+    return dict(
+        next(d for d in docs if (d["kind"], d["metadata"]["name"]) == ("ConfigMap", name))["data"]
+    )
 
 
 def secret_keys(docs: list[dict[str, Any]], *, hook: bool) -> dict[str, set[str]]:

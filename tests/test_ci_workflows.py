@@ -344,6 +344,24 @@ def test_workflow_policy(project: ProjectFactory, answers: dict[str, Any]) -> No
     assert release["on"] == {"push": {"tags": ["v[0-9]+.[0-9]+.[0-9]+"]}}
     assert release["jobs"]["ci"]["uses"] == "./.github/workflows/ci.yml"
     assert any("helm push" in s.get("run", "") for s in release["jobs"]["chart"]["steps"])
+    # then each environment in turn, with its own values file and GitHub environment
+    deploys = {name: job for name, job in release["jobs"].items() if name.startswith("deploy-")}
+    assert list(deploys) == ["deploy-dev", "deploy-staging", "deploy-production"]
+    assert [job["needs"] for job in deploys.values()] == [
+        ["chart"],
+        ["deploy-dev"],
+        ["deploy-staging"],
+    ]
+    chart = generated.path / "charts" / generated.slug
+    for (name, job), values in zip(
+        deploys.items(), ("values-dev.yaml", "values-staging.yaml", "values-prod.yaml"), strict=True
+    ):
+        assert job["environment"] == name.removeprefix("deploy-")
+        assert job["env"]["VALUES"] == values
+        assert (chart / values).is_file(), values
+        script = "\n".join(step.get("run", "") for step in job["steps"])
+        assert "helm upgrade --install" in script, name
+        assert "--atomic" in script, name
 
     dependabot = load_yaml(github / "dependabot.yml")
     ecosystems = {u["package-ecosystem"] for u in dependabot["updates"]}

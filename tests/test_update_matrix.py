@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import tarfile
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,11 @@ COMBOS: list[dict[str, Any]] = [
     },
 ]
 pytestmark = pytest.mark.e2e
+
+
+class UpdateReport(UserWarning):
+    """What an update did: conflicts and team lines kept (shown, not a problem)."""
+
 
 TEAM_CODE = '''
 
@@ -140,12 +146,18 @@ def test_previous_release_with_team_edits_updates_to_this_tree(
     copier("update", "--trust", "--defaults", cwd=project.path, env=env)
     assert answers(project)["_commit"] == "v0.2.0"
     conflicts = unmerged_paths(project)
-    print(f"{combo_id(combo)}: {len(conflicts)} conflicted file(s): {conflicts}")
     for rel in conflicts:
         project.write(rel, keep_our_side(project.read(rel)))
     assert not lost_lines(project, wanted), lost_lines(project, wanted)
     kept = sum(map(len, wanted.values()))
-    print(f"{combo_id(combo)}: {kept} team lines in {len(wanted)} files, all kept")
+    # In pytest's warnings summary, so that `make test` (xdist, output captured) shows it.
+    warnings.warn(
+        UpdateReport(
+            f"{combo_id(combo)}: v0.1.0 -> v0.2.0, {len(conflicts)} conflicted file(s) "
+            f"{conflicts}, {kept} team lines in {len(wanted)} files all kept"
+        ),
+        stacklevel=1,
+    )
 
     prefix = f"svcgen_upd_{uuid.uuid4().hex[:8]}"
     project_env_vars = {
