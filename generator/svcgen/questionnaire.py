@@ -275,6 +275,26 @@ class Questionnaire:
         self.validate(question, value, answers)
         return value
 
+    def count_to_ask(self, given: Mapping[str, Any]) -> int:
+        """How many questions a wizard will ask when `given` are already answered (by flags).
+
+        Each question's `when`/`ask` is judged on the defaults of those before it, as an
+        estimate of what the answers will be.
+        """
+        answers: dict[str, Any] = dict(given)
+        count = 0
+        for question in self.questions:
+            try:
+                asked = self.is_asked_about(question, answers) and self.should_ask(
+                    question, answers
+                )
+                if question.name not in given:
+                    answers[question.name] = self.default(question, answers)
+            except Exception:  # a rule that needs answers not known yet: it will be asked
+                asked = True
+            count += asked and question.name not in given
+        return count
+
     def resolve(
         self,
         given: Mapping[str, Any],
