@@ -169,11 +169,47 @@ def test_service_monitor_scrapes_the_metrics_port(renders: Renders) -> None:
     assert spec["selector"]["matchLabels"] == service["spec"]["selector"]
     assert spec["namespaceSelector"] == {"matchNames": [NAMESPACE]}
     (endpoint,) = spec["endpoints"]
+    assert endpoint["port"] == "metrics"
     assert endpoint["port"] in {port["name"] for port in service["spec"]["ports"]}
     assert endpoint["path"] == "/metrics"
     for key in ("interval", "scrapeTimeout"):
         assert re.fullmatch(r"[0-9]+(ms|s|m|h)", endpoint[key]), endpoint
     assert monitor["metadata"]["labels"]["release"] == "prometheus"
+
+
+def test_metrics_port_and_shared_directory_are_wired(renders: Renders) -> None:
+    """The master's metrics port is exposed end to end; the workers' metrics files live on an
+    emptyDir in memory (the root file system stays read-only)."""
+    for name in VALUES:
+        docs = renders.docs[name]
+        (config,) = [doc for doc in docs if doc["kind"] == "ConfigMap"]
+        (service,) = [doc for doc in docs if doc["kind"] == "Service"]
+        name_of_web = fullname(renders)
+        (web,) = [
+            d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == name_of_web
+        ]
+        (container,) = web["spec"]["template"]["spec"]["containers"]
+        ports = {port["name"]: port for port in container["ports"]}
+        if not renders.answers["metrics"]:
+            assert "metrics" not in ports
+            assert "METRICS_PORT" not in config["data"]
+            assert "metricsPort" not in renders.values
+            continue
+        port = renders.values["metricsPort"]
+        assert ports["metrics"]["containerPort"] == port
+        assert config["data"]["METRICS_PORT"] == str(port)
+        assert {"name": "metrics", "port": port, "targetPort": "metrics", "protocol": "TCP"} in (
+            service["spec"]["ports"]
+        )
+        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+        assert mounts["metrics"] == config["data"]["METRICS_DIR"]
+        volumes = {v["name"]: v for v in web["spec"]["template"]["spec"]["volumes"]}
+        assert volumes["metrics"]["emptyDir"]["medium"] == "Memory"
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        policies = [doc for doc in docs if doc["kind"] == "NetworkPolicy"]
+        for policy in policies:
+            allowed = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
+            assert "metrics" in allowed
 
 
 # --- custom resources against their CRD schemas ------------------------------------------
@@ -354,7 +390,11 @@ def test_app_pods_probe_drain_and_stop_in_time(renders: Renders) -> None:
         spec = app["spec"]["template"]["spec"]
         assert spec["topologySpreadConstraints"], name
         (container,) = spec["containers"]
-        assert container["ports"] == [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+        expected = [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+        if renders.answers["metrics"]:
+            metrics_port = renders.values["metricsPort"]
+            expected.append({"name": "metrics", "containerPort": metrics_port, "protocol": "TCP"})
+        assert container["ports"] == expected
         assert config["PORT"] == str(port)
         for probe, path in [
             ("startupProbe", "/health/startup"),
@@ -401,8 +441,12 @@ def test_config_and_secret_carry_the_settings_the_app_reads(renders: Renders) ->
             "DRAIN_SECONDS",
             "SHUTDOWN_TIMEOUT",
             "HEALTH_CHECK_TIMEOUT",
+<<<<<<< HEAD
             *(RESILIENCE_KNOBS if services else ()),
             *(OUTBOX_KNOBS if {"postgres", "rabbitmq"} <= set(services) else ()),
+=======
+            *(["METRICS_PORT", "METRICS_DIR"] if renders.answers["metrics"] else []),
+>>>>>>> main
         }
         for key in config:
             assert re.search(rf"^\s+{key.lower()}: ", settings, re.M), f"Settings lacks {key}"
@@ -488,7 +532,10 @@ def test_network_policy_allows_the_app_port_dns_and_the_chosen_services(
         spec = policy["spec"]
         assert spec["policyTypes"] == ["Ingress", "Egress"]
         (ingress,) = spec["ingress"]
-        assert ingress["ports"] == [{"port": "http", "protocol": "TCP"}]
+        expected = [{"port": "http", "protocol": "TCP"}]
+        if renders.answers["metrics"]:  # Prometheus scrapes the metrics port
+            expected.append({"port": "metrics", "protocol": "TCP"})
+        assert ingress["ports"] == expected
         egress_ports = [p["port"] for rule in spec["egress"] for p in rule.get("ports", [])]
         assert egress_ports.count(53) == 2  # UDP and TCP
         assert sorted(p for p in egress_ports if isinstance(p, int) and p != 53) == sorted(
