@@ -441,12 +441,9 @@ def test_config_and_secret_carry_the_settings_the_app_reads(renders: Renders) ->
             "DRAIN_SECONDS",
             "SHUTDOWN_TIMEOUT",
             "HEALTH_CHECK_TIMEOUT",
-<<<<<<< HEAD
             *(RESILIENCE_KNOBS if services else ()),
             *(OUTBOX_KNOBS if {"postgres", "rabbitmq"} <= set(services) else ()),
-=======
             *(["METRICS_PORT", "METRICS_DIR"] if renders.answers["metrics"] else []),
->>>>>>> main
         }
         for key in config:
             assert re.search(rf"^\s+{key.lower()}: ", settings, re.M), f"Settings lacks {key}"
