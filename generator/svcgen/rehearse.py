@@ -152,6 +152,14 @@ class ImageStandIn:
                 return self.mapping[prefix] + value[len(prefix) :]
         return value
 
+    def provide(self, path: str, scratch: Path) -> None:
+        """A mount point the image would have (the kubelet creates it) but this host lacks:
+        mapped to a directory under `scratch`, since a read-only root cannot create it."""
+        if self.map_path(path) == path and not Path(path).is_dir():
+            host = scratch / "mounts" / path.lstrip("/")
+            host.mkdir(parents=True, exist_ok=True)
+            self.mapping[path.rstrip("/")] = str(host)
+
     def map_value(self, value: str) -> str:
         """Each `:`-separated absolute path of a variable mapped (PATH, PYTHONPATH, ...)."""
         if "://" in value:
@@ -299,6 +307,10 @@ class Pod:
             f"{len(built.values)} variables from {', '.join(sources) or 'none'}",
         )
         kube_env = built.values
+        volumes = {str(v.get("name")): v for v in self.spec.get("volumes") or []}
+        for mount in container.get("volumeMounts") or []:
+            if "emptyDir" in volumes.get(str(mount.get("name")), {}):
+                stand_in.provide(str(mount.get("mountPath", "")), self.rehearsal.scratch)
         env = {k: stand_in.map_value(v) for k, v in stand_in.image.env.items()}
         env.setdefault("HOME", "/")
         env["HOSTNAME"] = self.facts.name
@@ -473,6 +485,10 @@ class Rehearsal:
         self._volume_dir = tempfile.TemporaryDirectory(prefix="svcgen-rehearse-volumes-")
         image = parse_dockerfile(self.root / "Dockerfile")
         self.stand_in = ImageStandIn(self.root, image)
+
+    @property
+    def scratch(self) -> Path:
+        return Path(self._volume_dir.name)
 
     def close(self) -> None:
         self._volume_dir.cleanup()
