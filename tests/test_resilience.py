@@ -273,7 +273,9 @@ def test_a_database_cut_opens_the_breaker_then_a_trial_closes_it(pg_stack: Stack
                 answer = client.get("/api/items")
                 latencies.append(time.perf_counter() - started)
                 assert answer.status_code == 503
-                assert answer.json() == {"detail": "postgres is unavailable (circuit open)"}
+                detail = answer.json()["detail"]  # the last failure's cause, e.g. refused
+                assert detail.startswith("postgres"), detail
+                assert detail.endswith("(circuit open)"), detail
             latencies.sort()
             p99 = latencies[int(len(latencies) * 0.99) - 1]
             assert p99 < POOL_TIMEOUT, "an open breaker answers without waiting for the database"
