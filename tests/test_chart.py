@@ -35,7 +35,7 @@ from .chart_support import (
     render_chart,
 )
 from .conftest import ProjectFactory
-from .support import combo_id, matrix
+from .support import INIT, combo_id, matrix
 
 pytestmark = pytest.mark.e2e
 
@@ -414,6 +414,14 @@ def test_app_pods_probe_drain_and_stop_in_time(renders: Renders) -> None:
 # --- ConfigMap, Secret and the app's settings --------------------------------------------
 
 URLS = {"postgres": "DATABASE_URL", "redis": "REDIS_URL", "rabbitmq": "AMQP_URL"}
+RESILIENCE_KNOBS = (
+    "RETRY_ATTEMPTS",
+    "RETRY_BACKOFF_BASE",
+    "RETRY_BACKOFF_CAP",
+    "BREAKER_FAILURE_THRESHOLD",
+    "BREAKER_RESET_TIMEOUT",
+)
+OUTBOX_KNOBS = ("OUTBOX_RELAY_INTERVAL", "OUTBOX_RELAY_BATCH")
 
 
 def test_config_and_secret_carry_the_settings_the_app_reads(renders: Renders) -> None:
@@ -422,6 +430,7 @@ def test_config_and_secret_carry_the_settings_the_app_reads(renders: Renders) ->
     for name in VALUES:
         docs = renders.docs[name]
         config = settings_config_map(renders, docs)
+        services = renders.answers["services"]
         assert set(config) == {
             "SERVICE_NAME",
             "ENVIRONMENT",
@@ -432,6 +441,8 @@ def test_config_and_secret_carry_the_settings_the_app_reads(renders: Renders) ->
             "DRAIN_SECONDS",
             "SHUTDOWN_TIMEOUT",
             "HEALTH_CHECK_TIMEOUT",
+            *(RESILIENCE_KNOBS if services else ()),
+            *(OUTBOX_KNOBS if {"postgres", "rabbitmq"} <= set(services) else ()),
             *(["METRICS_PORT", "METRICS_DIR"] if renders.answers["metrics"] else []),
         }
         for key in config:
@@ -487,11 +498,11 @@ def test_worker_and_migration_run_the_package_entry_points(renders: Renders) -> 
         full = fullname(renders)
         if "rabbitmq" in services:
             (worker,) = specs["Deployment", f"{full}-worker"]["containers"]
-            assert worker["command"] == ["python", "-m", f"{package}.worker"]
+            assert worker["command"] == [*INIT, "python", "-m", f"{package}.worker"]
         if "postgres" in services:
             job_spec = specs["Job", f"{full}-migrations"]
             (migrate,) = job_spec["containers"]
-            assert migrate["command"] == ["python", "-m", package, "migrate"]
+            assert migrate["command"] == [*INIT, "python", "-m", package, "migrate"]
             assert job_spec["restartPolicy"] == "Never"
             job = next(doc for doc in renders.docs[name] if doc["kind"] == "Job")
             hooks = job["metadata"]["annotations"]
