@@ -182,7 +182,8 @@ def test_metrics_port_and_shared_directory_are_wired(renders: Renders) -> None:
     emptyDir in memory (the root file system stays read-only)."""
     for name in VALUES:
         docs = renders.docs[name]
-        (config,) = [doc for doc in docs if doc["kind"] == "ConfigMap"]
+        full = fullname(renders)
+        (config,) = [d for d in docs if (d["kind"], d["metadata"]["name"]) == ("ConfigMap", full)]
         (service,) = [doc for doc in docs if doc["kind"] == "Service"]
         name_of_web = fullname(renders)
         (web,) = [
