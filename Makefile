@@ -9,7 +9,7 @@ DEST ?= ./my-service
 # The wizard when stdin is a terminal; `svcgen new` takes the defaults when it is not.
 ARGS ?=
 
-.PHONY: help install tools generate test lint bench
+.PHONY: help install tools engine generate test lint bench
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -25,6 +25,10 @@ install: $(BIN)/svcgen
 tools:
 	scripts/install-tools.sh
 
+# A real OCI engine (Podman from Debian 13) and stand-in base images, for the image tests.
+engine:
+	scripts/install-engine.sh
+
 generate: install
 	$(BIN)/svcgen new $(DEST) $(ARGS)
 
@@ -33,7 +37,7 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: install tools lint
+test: install tools engine lint
 	PATH="$(CURDIR)/.tools/bin:$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest
 
 bench: install

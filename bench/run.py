@@ -3,7 +3,8 @@ writes bench/results.md. `make bench` runs this; `--quick` for shorter load runs
 
 Sections: generation speed vs a trivial template (generation.py), copy to green test run
 (green.py), start-up and memory (startup.py), generated service vs bare framework
-(throughput.py), draining under load (drain.py). Figures, not tests: nothing fails.
+(throughput.py), draining under load (drain.py), the real image's size and build times
+(image.py). Figures, not tests: nothing fails.
 """
 
 from __future__ import annotations
@@ -21,9 +22,13 @@ from pathlib import Path
 import drain
 import generation
 import green
+import image
 import startup
 import throughput
 from harness import FRAMEWORKS, LOAD_CPU, REPO, SERVER_CPU, Row, prepared_project, template_at
+from svcgen.engine import EngineError
+
+from tests.support import Project
 
 RESULTS = Path(__file__).with_name("results.md")
 # The template just before the hot-path work of issue 10: measured beside the current one.
@@ -53,6 +58,14 @@ def generation_rows(runs: int) -> list[Row]:
             )
         )
     return out
+
+
+def image_rows(projects: dict[str, Project]) -> list[Row]:
+    """The image section, or one row saying why it could not run (no engine: `make engine`)."""
+    try:
+        return image.measure(projects)
+    except (EngineError, RuntimeError) as error:
+        return [Row("image", "image size and build times", f"not measured: {error}"[:200])]
 
 
 def table(rows: list[Row]) -> str:
@@ -166,8 +179,17 @@ def main() -> int:
         rows += startup.rows(starts)
         rows += throughput.rows(throughput.measure(work, projects, seconds, rounds, before))
         rows += drain.rows(drain.measure(work, projects))
+        rows += image_rows(projects)
 
-    order = ["generation", "copy to green", "start-up", "memory", "throughput", "draining"]
+    order = [
+        "generation",
+        "copy to green",
+        "start-up",
+        "memory",
+        "throughput",
+        "draining",
+        "image",
+    ]
     rows.sort(key=lambda r: order.index(r.section))
     context = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),

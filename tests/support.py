@@ -28,6 +28,8 @@ TOOLS_BIN = REPO / ".tools" / "bin"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 SERVICES = ("postgres", "redis", "rabbitmq")
+#: PID 1 of the generated image, in front of every command (Dockerfile, chart, compose).
+INIT = ["dumb-init", "--single-child", "--"]
 FRAMEWORKS = ("fastapi", "flask")
 PYTHONS = ("3.11", "3.12", "3.13")
 

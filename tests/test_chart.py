@@ -35,7 +35,7 @@ from .chart_support import (
     render_chart,
 )
 from .conftest import ProjectFactory
-from .support import combo_id, matrix
+from .support import INIT, combo_id, matrix
 
 pytestmark = pytest.mark.e2e
 
@@ -499,11 +499,11 @@ def test_worker_and_migration_run_the_package_entry_points(renders: Renders) -> 
         full = fullname(renders)
         if "rabbitmq" in services:
             (worker,) = specs["Deployment", f"{full}-worker"]["containers"]
-            assert worker["command"] == ["python", "-m", f"{package}.worker"]
+            assert worker["command"] == [*INIT, "python", "-m", f"{package}.worker"]
         if "postgres" in services:
             job_spec = specs["Job", f"{full}-migrations"]
             (migrate,) = job_spec["containers"]
-            assert migrate["command"] == ["python", "-m", package, "migrate"]
+            assert migrate["command"] == [*INIT, "python", "-m", package, "migrate"]
             assert job_spec["restartPolicy"] == "Never"
             job = next(doc for doc in renders.docs[name] if doc["kind"] == "Job")
             hooks = job["metadata"]["annotations"]

@@ -24,7 +24,7 @@ import pytest
 import yaml
 from filelock import FileLock
 
-from .support import LOCAL_SERVICES, SERVICES, Project, combo_id, matrix, tool
+from .support import INIT, LOCAL_SERVICES, SERVICES, Project, combo_id, matrix, tool
 
 ProjectFactory = Callable[..., Project]
 pytestmark = pytest.mark.e2e
@@ -242,7 +242,7 @@ def test_dockerfile_contract(project: ProjectFactory, answers: dict[str, Any]) -
     assert probe[:2] == ["python", "-c"]
     assert "/health/live" in probe[2]
     assert "curl" not in runtime.last("HEALTHCHECK")
-    assert exec_form(runtime.last("ENTRYPOINT")) == ["python", "-m", p.package]
+    assert exec_form(runtime.last("ENTRYPOINT")) == [*INIT, "python", "-m", p.package]
     assert exec_form(runtime.last("CMD")) == ["serve"]
     labels = " ".join(runtime.all("LABEL"))
     for key in ("title", "description", "version", "revision", "created", "source"):
@@ -313,7 +313,7 @@ def test_compose_is_valid_and_complete(project: ProjectFactory, answers: dict[st
         assert services["migrate"]["command"] == ["migrate"]
         assert '"migrate"' in (package / "__main__.py").read_text(encoding="utf-8")
     if "rabbitmq" in chosen:
-        assert services["worker"]["entrypoint"] == ["python", "-m", f"{p.package}.worker"]
+        assert services["worker"]["entrypoint"] == [*INIT, "python", "-m", f"{p.package}.worker"]
         assert services["worker"]["command"] == []
         assert (package / "worker.py").is_file()
     env = services["app"].get("environment", {})
@@ -391,8 +391,10 @@ def test_service_runs_like_its_image(project: ProjectFactory, answers: dict[str,
         PORT=str(port), HOME="/nonexistent", LANG="C.UTF-8", DRAIN_SECONDS="0", SHUTDOWN_TIMEOUT="5"
     )
     command = exec_form(runtime.last("ENTRYPOINT")) + exec_form(runtime.last("CMD"))
-    assert command[0] == "python"
-    command[0] = f"{venv_bin}/python"  # what PATH resolves `python` to inside the image
+    assert command[: len(INIT) + 1] == [*INIT, "python"]
+    # what PATH resolves `dumb-init` and `python` to inside the image
+    command[0] = f"{venv_bin}/dumb-init"
+    command[len(INIT)] = f"{venv_bin}/python"
 
     proc = subprocess.Popen(
         sandbox(p, command, env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True

@@ -454,8 +454,9 @@ def test_write_outside_tmp_with_a_read_only_root(broken: Any) -> None:
     report, text = broken(
         {
             "Dockerfile": (
-                'ENTRYPOINT ["python", "-m", ',
-                'ENTRYPOINT ["sh", "-c", "exec python -m \\"$0\\" \\"$@\\" 2>>server.log", ',
+                'ENTRYPOINT ["dumb-init", "--single-child", "--", "python", "-m", ',
+                'ENTRYPOINT ["dumb-init", "--single-child", "--", '
+                '"sh", "-c", "exec python -m \\"$0\\" \\"$@\\" 2>>server.log", ',
             )
         }
     )

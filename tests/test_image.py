@@ -1,0 +1,328 @@
+"""The generated Dockerfile built, unmodified, by a real OCI engine and the image run the way its
+chart runs it.
+
+The engine is Podman 5 (Debian 13) that scripts/install-engine.sh provides (`make engine`, run by
+`make test`), with stand-in base images under the Dockerfile's exact FROM names (no registry is
+reachable here; see the script). Each image is built once per session (FastAPI and Flask, with no
+services and with all of them) and its containers get the security settings, command and
+environment of the rendered chart, never restated here; the backing services are this machine's,
+reached on the host network.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from svcgen.engine import Engine, RunSpec, find_engine, run_spec
+from svcgen.kubeenv import ConfigObjects, PodFacts, build_env
+
+from .conftest import ProjectFactory
+from .support import IN_CI, LOCAL_SERVICES, REPO, SERVICES, Project, combo_id, matrix, tool
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("image")]
+
+#: Each framework with no backing service and with all of them (shared with test_container).
+COMBOS = [a for a in matrix() if len(a["services"]) in (0, len(SERVICES))]
+FULL = [a for a in COMBOS if a["services"]]
+BARE = [a for a in COMBOS if not a["services"]]
+#: Seconds after start at which the stop test sends SIGTERM (start-up included).
+STOP_AFTER = (0.3, 1.0, 2.0)
+SIGKILLED = 137  # 128 + SIGKILL: the grace period ran out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+@pytest.fixture(scope="session")
+def engine() -> Engine:
+    """The engine, with base images for every Python these tests build on (idempotent)."""
+    podman = tool("podman")
+    pythons = sorted({str(a["python_version"]) for a in COMBOS})
+    done = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "install_engine.py")]
+        + [arg for p in pythons for arg in ("--python", p)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    if done.returncode != 0:
+        message = f"scripts/install-engine.sh failed:\n{done.stdout}{done.stderr}"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return find_engine(podman)
+
+
+@dataclass
+class Built:
+    project: Project
+    image: str
+    docs: list[dict[str, Any]]
+    seconds: float
+
+    def workload(self, kind: str, suffix: str = "") -> dict[str, Any]:
+        """The pod spec of the rendered `kind` whose name ends with `suffix`."""
+        names = []
+        for doc in self.docs:
+            if doc.get("kind") == kind:
+                names.append(doc["metadata"]["name"])
+                if suffix and not doc["metadata"]["name"].endswith(suffix):
+                    continue
+                if not suffix and doc["metadata"]["name"].endswith("-worker"):
+                    continue
+                spec: dict[str, Any] = doc["spec"]["template"]["spec"]
+                return spec
+        raise AssertionError(f"no {kind} *{suffix} among {names}")
+
+
+_BUILT: dict[str, Built] = {}
+
+
+def build(engine: Engine, p: Project) -> Built:
+    """The project's image (built once per session: the group runs on one worker) and its chart."""
+    key = combo_id(p.answers)
+    if key not in _BUILT:
+        repository = re.sub(r"[^a-z0-9._-]+", "-", key.lower())
+        image = f"localhost/svcgen-test/{repository}:{uuid.uuid4().hex[:8]}"
+        started = time.monotonic()
+        engine.build(
+            p.path,
+            image,
+            build_args={"VERSION": "0.1.0-test", "REVISION": "0" * 40, "CREATED": "2026-01-01"},
+            pull=False,
+            network="host",
+        )
+        seconds = time.monotonic() - started
+        chart = next(p.path.glob("charts/*/Chart.yaml")).parent
+        rendered = subprocess.run(
+            [tool("helm"), "template", "rehearsal", str(chart)],
+            capture_output=True, text=True, timeout=120, check=True,
+        )  # fmt: skip
+        docs = [d for d in yaml.safe_load_all(rendered.stdout) if isinstance(d, dict)]
+        _BUILT[key] = Built(p, image, docs, seconds)
+        print(f"built {image} in {seconds:.1f}s")
+    return _BUILT[key]
+
+
+@pytest.fixture(scope="module", params=COMBOS, ids=[combo_id(a) for a in COMBOS])
+def built(request: pytest.FixtureRequest, engine: Engine, project: ProjectFactory) -> Built:
+    return build(engine, project(request.param))
+
+
+@pytest.fixture(params=FULL, ids=[combo_id(a) for a in FULL])
+def built_full(request: pytest.FixtureRequest, engine: Engine, project: ProjectFactory) -> Built:
+    return build(engine, project(request.param))
+
+
+@pytest.fixture(params=BARE, ids=[combo_id(a) for a in BARE])
+def built_bare(request: pytest.FixtureRequest, engine: Engine, project: ProjectFactory) -> Built:
+    return build(engine, project(request.param))
+
+
+def local_env(built: Built, pod_spec: dict[str, Any], container: dict[str, Any]) -> dict[str, str]:
+    """The container's environment as the kubelet builds it from the chart, with this machine's
+    servers (host network), free ports and names of this run."""
+    objects = ConfigObjects.from_manifests(built.docs, "default")
+    env = build_env(container, objects, PodFacts(name="image-test")).values
+    for service in built.project.answers["services"]:
+        env.update(LOCAL_SERVICES[service])
+    run = uuid.uuid4().hex[:8]
+    for key in list(env):
+        if key == "PORT" or key.endswith("_PORT"):
+            env[key] = str(free_port())
+    if "EVENTS_QUEUE" in env or "rabbitmq" in built.project.answers["services"]:
+        env["EVENTS_QUEUE"] = f"image-test-{run}.events"
+    if "redis" in built.project.answers["services"]:
+        env["CACHE_KEY_PREFIX"] = f"image-test-{run}"
+    return env
+
+
+@dataclass
+class Running:
+    engine: Engine
+    spec: RunSpec
+    grace: float
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.spec.env['PORT']}{path}"
+
+
+@pytest.fixture
+def start(engine: Engine) -> Iterator[Any]:
+    """start(built, kind, suffix) -> Running: one container of a rendered workload."""
+    names: list[str] = []
+
+    def make(built: Built, kind: str = "Deployment", suffix: str = "") -> Running:
+        pod_spec = built.workload(kind, suffix)
+        container = pod_spec["containers"][0]
+        name = f"svcgen-test-{uuid.uuid4().hex[:10]}"
+        spec = run_spec(
+            built.image, name, pod_spec, container, local_env(built, pod_spec, container)
+        )
+        names.append(name)
+        engine.start(spec)
+        return Running(engine, spec, float(pod_spec.get("terminationGracePeriodSeconds", 30)))
+
+    yield make
+    for name in names:
+        engine.remove(name)
+
+
+def wait_for(url: str, running: Running, seconds: float = 60) -> httpx.Response:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            return httpx.get(url, timeout=5)
+        except httpx.TransportError:
+            if not running.engine.running(running.name):
+                break
+            time.sleep(0.2)
+    raise AssertionError(f"no answer at {url}\n{running.engine.logs(running.name)[-4000:]}")
+
+
+def assert_clean_log(log: str) -> None:
+    """No error, traceback or permission problem in a container's output, JSON lines only."""
+    assert "Traceback" not in log, log
+    assert "Read-only file system" not in log, log
+    assert "Permission denied" not in log, log
+    for line in log.splitlines():
+        record = json.loads(line)
+        assert record["level"] not in {"ERROR", "CRITICAL"}, line
+        assert not re.search(r"Error while closing socket", record["message"]), line
+
+
+def test_image_runs_as_its_pod(built: Built, start: Any) -> None:
+    """Chart security settings, health, the image's HEALTHCHECK, draining and a clean exit."""
+    engine = find_engine(tool("podman"))
+    pod_spec = built.workload("Deployment")
+    app = start(built)
+    context = {**pod_spec["securityContext"], **pod_spec["containers"][0]["securityContext"]}
+    assert wait_for(app.url("/health/live"), app).status_code == 200
+    ready = httpx.get(app.url("/health/ready"), timeout=10)
+    assert ready.status_code == 200, ready.text
+    if built.project.answers["services"]:
+        checks = ready.json()["checks"]  # the services readiness depends on: all pass
+        assert checks, ready.text
+        assert set(checks) <= set(built.project.answers["services"]), ready.text
+    # the chart's settings, as the process sees them
+    probe = (
+        "import os\n"
+        "print(os.getuid(), os.getgid())\n"
+        "status = dict(l.split(':\\t', 1) for l in open('/proc/1/status').read().splitlines())\n"
+        "print(status['CapEff'].strip(), status['NoNewPrivs'].strip())\n"
+        "for d in ('/app', '/', '/tmp'):\n"
+        "    try:\n"
+        "        open(os.path.join(d, '.w'), 'w').close(); print(d, 'writable')\n"
+        "    except OSError as e:\n"
+        "        print(d, e.strerror)\n"
+    )
+    seen = engine.exec(app.name, ["python", "-c", probe]).stdout.splitlines()
+    assert seen[0] == f"{context['runAsUser']} {context['runAsGroup']}"
+    assert context["capabilities"]["drop"] == ["ALL"]
+    no_new_privs = "1" if context["allowPrivilegeEscalation"] is False else "0"
+    assert seen[1] == f"0000000000000000 {no_new_privs}"
+    assert context["readOnlyRootFilesystem"] is True
+    assert seen[2:] == ["/app Read-only file system", "/ Read-only file system", "/tmp writable"]
+    assert set(app.spec.tmpfs) == {
+        m["mountPath"]
+        for m in pod_spec["containers"][0]["volumeMounts"]
+        if "emptyDir" in next(v for v in pod_spec["volumes"] if v["name"] == m["name"])
+    }
+    # the image's own HEALTHCHECK, through the engine (podman keeps it: built in Docker format)
+    config = engine.image_config(built.image)
+    healthcheck = config.get("Healthcheck") or config["Config"].get("Healthcheck")  # podman, docker
+    assert healthcheck["Test"][0] == "CMD", config
+    check = engine.healthcheck(app.name)
+    assert check.returncode == 0, check.stdout + check.stderr
+    # SIGTERM: readiness 503 while it drains, then exit 0 within the grace period
+    engine.signal(app.name, "TERM")
+    statuses = []
+    while engine.running(app.name):
+        try:
+            statuses.append(httpx.get(app.url("/health/ready"), timeout=2).status_code)
+        except httpx.TransportError:
+            break
+        time.sleep(0.1)
+    code = engine.wait(app.name, timeout=app.grace)
+    log = engine.logs(app.name)
+    assert code == 0, log[-4000:]
+    assert 503 in statuses, statuses
+    assert_clean_log(log)
+
+
+def test_migration_and_worker_commands_run_from_the_image(built_full: Built, start: Any) -> None:
+    engine = find_engine(tool("podman"))
+    job = start(built_full, "Job", "-migrations")
+    deadline = float(
+        next(d for d in built_full.docs if d["kind"] == "Job")["spec"]["activeDeadlineSeconds"]
+    )
+    code = engine.wait(job.name, timeout=deadline)
+    log = engine.logs(job.name)
+    assert code == 0, log[-4000:]
+    assert_clean_log(log)
+    worker = start(built_full, "Deployment", "-worker")
+    began = time.monotonic()
+    while '"consuming"' not in engine.logs(worker.name) and time.monotonic() - began < 60:
+        assert engine.running(worker.name), engine.logs(worker.name)[-4000:]
+        time.sleep(0.2)
+    assert '"consuming"' in engine.logs(worker.name)
+    engine.signal(worker.name, "TERM")
+    code = engine.wait(worker.name, timeout=worker.grace)
+    log = engine.logs(worker.name)
+    assert code == 0, log[-4000:]
+    assert '"stopped"' in log
+    assert_clean_log(log)
+
+
+@pytest.mark.parametrize("after", STOP_AFTER)
+def test_sigterm_at_any_moment_stops_the_container(
+    built_bare: Built, start: Any, after: float
+) -> None:
+    """Start-up included: PID 1 (dumb-init) passes SIGTERM on at once, so the grace period never
+    runs out (which would end in SIGKILL, exit 137)."""
+    engine = find_engine(tool("podman"))
+    app = start(built_bare)
+    time.sleep(after)
+    engine.stop(app.name, app.grace)
+    code = engine.exit_code(app.name)
+    assert not engine.running(app.name)
+    assert code != SIGKILLED, engine.logs(app.name)[-4000:]
+    assert code in {0, 143}, (code, engine.logs(app.name)[-4000:])  # 143: Python not yet up
+
+
+def test_image_holds_no_build_tools(built: Built) -> None:
+    """The final stage: the venv and the base image; no uv, no uv cache, no compilers; labels."""
+    engine = find_engine(tool("podman"))
+    config = engine.image_config(built.image)["Config"]
+    labels = config["Labels"]
+    assert labels["org.opencontainers.image.version"] == "0.1.0-test"
+    assert labels["org.opencontainers.image.revision"] == "0" * 40
+    assert labels["org.opencontainers.image.title"] == built.project.slug
+    assert config["Entrypoint"][0] == "dumb-init"
+    look = engine(
+        "run", "--rm", "--network", "none", "--entrypoint", "sh", built.image, "-c",
+        "for c in uv uvx gcc cc make; do command -v $c; done; test -e /root/.cache && echo cache;"
+        " ls -A /app",
+    ).stdout  # fmt: skip
+    assert look.split() == [".venv"], look
