@@ -182,7 +182,8 @@ def test_metrics_port_and_shared_directory_are_wired(renders: Renders) -> None:
     emptyDir in memory (the root file system stays read-only)."""
     for name in VALUES:
         docs = renders.docs[name]
-        (config,) = [doc for doc in docs if doc["kind"] == "ConfigMap"]
+        full = fullname(renders)
+        (config,) = [d for d in docs if (d["kind"], d["metadata"]["name"]) == ("ConfigMap", full)]
         (service,) = [doc for doc in docs if doc["kind"] == "Service"]
         name_of_web = fullname(renders)
         (web,) = [
@@ -528,11 +529,27 @@ def test_network_policy_allows_the_app_port_dns_and_the_chosen_services(
         (policy,) = [doc for doc in renders.docs[name] if doc["kind"] == "NetworkPolicy"]
         spec = policy["spec"]
         assert spec["policyTypes"] == ["Ingress", "Egress"]
-        (ingress,) = spec["ingress"]
-        expected = [{"port": "http", "protocol": "TCP"}]
-        if renders.answers["metrics"]:  # Prometheus scrapes the metrics port
-            expected.append({"port": "metrics", "protocol": "TCP"})
-        assert ingress["ports"] == expected
+        ingress, *scrape = spec["ingress"]
+        assert ingress["ports"] == [{"port": "http", "protocol": "TCP"}]
+        if renders.answers["metrics"]:  # only Prometheus's namespace reaches the metrics port
+            namespace = renders.values["networkPolicy"]["prometheusNamespace"]
+            assert scrape == [
+                {
+                    "ports": [{"port": "metrics", "protocol": "TCP"}],
+                    "from": [
+                        {
+                            "namespaceSelector": {
+                                "matchLabels": {"kubernetes.io/metadata.name": namespace}
+                            }
+                        }
+                    ],
+                }
+            ]
+            assert namespace == "monitoring"
+            peers = str(ingress.get("from"))
+            assert namespace not in peers, "the monitoring namespace reaches only `metrics`"
+        else:
+            assert scrape == []
         egress_ports = [p["port"] for rule in spec["egress"] for p in rule.get("ports", [])]
         assert egress_ports.count(53) == 2  # UDP and TCP
         assert sorted(p for p in egress_ports if isinstance(p, int) and p != 53) == sorted(

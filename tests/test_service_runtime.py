@@ -37,11 +37,11 @@ def wait_ready(url: str, process: subprocess.Popen[str], timeout: float = 30) ->
     pytest.fail(f"{url} never answered 200")
 
 
-def start(project: Project, port: int) -> subprocess.Popen[str]:
+def start(project: Project, port: int, metrics_port: int) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [str(project.python), "-m", project.package],
         cwd=project.path,
-        env={**project.env, "PORT": str(port)},
+        env={**project.env, "PORT": str(port), "METRICS_PORT": str(metrics_port)},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -53,15 +53,17 @@ def test_health_metrics_logs_and_sigterm(project: ProjectFactory, framework: str
     generated = project({"framework": framework})
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    with start(generated, port) as process:
+    metrics_port = free_port()
+    with start(generated, port, metrics_port) as process:
         try:
             wait_ready(f"{base}/health/ready", process)
             assert httpx.get(f"{base}/health/live").status_code == 200
             assert httpx.get(f"{base}/health/startup").status_code == 200
             echoed = httpx.get(f"{base}/health/live", headers={"X-Request-ID": "rid-1"})
             assert echoed.headers["x-request-id"] == "rid-1"
-            metrics = httpx.get(f"{base}/metrics").text
+            metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
             assert 'http_requests_total{method="GET",route="/health/live",status="200"}' in metrics
+            assert httpx.get(f"{base}/metrics").status_code == 404  # internal stays internal
 
             started = time.monotonic()
             process.send_signal(signal.SIGTERM)

@@ -13,6 +13,9 @@ import json
 import signal
 import subprocess
 import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +25,21 @@ import yaml
 
 from .chart_support import NAMESPACE, RELEASE, chart_tool
 from .conftest import ProjectFactory
-from .support import Project
+from .support import Project, combo_id, matrix, service_env
+from .test_backing_services import _CREATE_SCHEMA
 from .test_service_runtime import free_port, wait_ready
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("slo")]
 
-# The project test_service_runtime also runs (generated and installed once per session).
+# The project test_service_runtime also runs (generated and installed once per session), and
+# the Flask + PostgreSQL one test_resilience runs.
 ANSWERS = {"framework": "fastapi"}
+POSTGRES = next(a for a in matrix() if a["services"] == ["postgres"] and a["framework"] == "flask")
+_DROP_SCHEMA = (
+    "import os, sys, psycopg\n"
+    "with psycopg.connect(os.environ['DATABASE_URL'], autocommit=True) as c:\n"
+    "    c.execute(f'DROP SCHEMA IF EXISTS \"{sys.argv[1]}\" CASCADE')\n"
+)
 WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 ALERTS = {
     ("availability", "Fast"): "critical",
@@ -36,6 +47,12 @@ ALERTS = {
     ("latency", "Fast"): "critical",
     ("latency", "Slow"): "warning",
 }
+
+
+@dataclass
+class Scraped:
+    project: Project
+    env: dict[str, str]  # what the service needs besides its ports
 
 
 def render(project: Project, *sets: str) -> list[dict[str, Any]]:
@@ -218,19 +235,42 @@ def test_alerts_fire_and_stay_quiet_on_synthetic_series(
     assert "SUCCESS" in result.stdout + result.stderr
 
 
+@pytest.fixture(params=[ANSWERS, POSTGRES], ids=combo_id)
+def scraped(project: ProjectFactory, request: pytest.FixtureRequest) -> Iterator[Scraped]:
+    """A generated project to run and scrape: without services, and with PostgreSQL (its
+    retries and breaker metrics feed the dashboard's dependency panels), on a schema of its own."""
+    generated = project(request.param)
+    if not generated.answers["services"]:
+        yield Scraped(generated, {})
+        return
+    name = f"svcgen_slo_{uuid.uuid4().hex[:8]}"
+    server = service_env(["postgres"], name)
+    env = {**server, "DATABASE_URL": f"{server['DATABASE_URL']}?options=-csearch_path%3D{name}"}
+    generated.run(str(generated.python), "-c", _CREATE_SCHEMA, name, env=server)
+    try:
+        generated.run(str(generated.python), "-m", generated.package, "migrate", env=env)
+        yield Scraped(generated, env)
+    finally:
+        generated.run(str(generated.python), "-c", _DROP_SCHEMA, name, env=server)
+
+
 def test_prometheus_scrapes_the_service_and_every_query_returns_series(
-    project: ProjectFactory, tmp_path: Path
+    scraped: Scraped, tmp_path: Path
 ) -> None:
-    generated = project(ANSWERS)
+    generated = scraped.project
     docs = render(generated)
     write_rules(docs, tmp_path / "rules.yaml")
     records = recording_rules(docs)
     panels = dashboard(docs)["panels"]
+    titles = " | ".join(panel["title"] for panel in panels)
+    assert "Saturation" in titles
+    postgres = "postgres" in generated.answers["services"]
+    assert ("retries" in titles and "circuit breaker" in titles) == postgres, titles
     service = next(doc for doc in docs if doc["kind"] == "Service")
     config = next(doc for doc in docs if doc["kind"] == "ConfigMap" and "PORT" in doc["data"])
     port, prometheus_port = free_port(), free_port()
     metrics_port = config["data"].get("METRICS_PORT")
-    env = {"PORT": str(port)}
+    env = {**scraped.env, "PORT": str(port)}
     if metrics_port:  # the chart serves /metrics on a port of its own: scrape that one
         metrics_port = str(free_port())
         env["METRICS_PORT"] = metrics_port
@@ -267,6 +307,8 @@ def test_prometheus_scrapes_the_service_and_every_query_returns_series(
         for _ in range(20):  # traffic on a route the SLOs count
             assert httpx.get(f"{base}/").status_code in {200, 404}
             assert httpx.get(f"{base}/health/live").status_code == 200
+            if postgres:  # and on one that uses the database
+                assert httpx.get(f"{base}/api/items").status_code == 200
 
         queries = {
             f"{name}{{{selector(rule)}}}": f"{name}{{{selector(rule)}}}" for name, rule in records

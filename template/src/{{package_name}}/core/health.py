@@ -62,7 +62,10 @@ class HealthChecks:
         except TimeoutError:
             result = {"status": "fail", "error": f"timed out after {self.timeout:g}s"}
         except Exception as exc:  # any failure means not ready
-            result = {"status": "fail", "error": f"{type(exc).__name__}: {exc}"}
+            # A dependency error names its cause already (core/errors.py); others get their type.
+            named = getattr(exc, "reason", None) is not None
+            error = str(exc) if named else f"{type(exc).__name__}: {exc}"
+            result = {"status": "fail", "error": error}
         else:
             result = {"status": "pass"}
         result["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
