@@ -428,7 +428,7 @@ def test_container_port_differs_from_the_app_port(broken: Any) -> None:
     )
     detail = failure(report, "startup", text)
     assert "connection refused" in detail, text
-    assert "the container listens on 8000, not on 8081" in detail, text
+    assert "the container listens on 8000, 9464, not on 8081" in detail, text
 
 
 @pytest.mark.e2e

@@ -770,14 +770,14 @@ class Rehearsal:
         assert sandbox is not None
         began = time.monotonic()
         while (
-            not sandbox.catches(signal.SIGTERM)
+            not sandbox.catches(signal.SIGTERM, through_init=True)
             and sandbox.poll() is None
             and time.monotonic() - began < SETTLE_SECONDS
         ):
             time.sleep(0.1)
         waited = time.monotonic() - began
         if waited >= 0.5:
-            caught = sandbox.catches(signal.SIGTERM)
+            caught = sandbox.catches(signal.SIGTERM, through_init=True)
             self.report.info(
                 container.subject,
                 "settle",

@@ -172,10 +172,27 @@ class Sandbox:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signum)
 
-    def catches(self, signum: int) -> bool:
-        """Whether PID 1 has a handler for `signum` (PID 1 of a namespace ignores the others)."""
+    def catches(self, signum: int, *, through_init: bool = False) -> bool:
+        """Whether PID 1 has a handler for `signum` (PID 1 of a namespace ignores the others).
+
+        `through_init`: also every only child below it, since an init such as dumb-init
+        forwards the signal to its child, which dies of it until it catches it too."""
+        pid = self.pid
+        while True:
+            if not self._catches(pid, signum):
+                return False
+            try:
+                children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            except OSError:
+                return True
+            if not through_init or len(children) != 1:
+                return True
+            pid = int(children[0])
+
+    @staticmethod
+    def _catches(pid: int | None, signum: int) -> bool:
         try:
-            status = Path(f"/proc/{self.pid}/status").read_text()
+            status = Path(f"/proc/{pid}/status").read_text()
         except OSError:
             return False
         for line in status.splitlines():
