@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -482,12 +482,10 @@ def test_pre_stop_command_missing_from_the_image(broken: Any) -> None:
     assert any(s.action == "SIGTERM" and s.ok for s in report.steps), text
 
 
-@pytest.mark.e2e
-@pytest.mark.xdist_group("rehearse-port")
-def test_cli_exit_codes_and_report(project: ProjectFactory, isolation: dict[str, Any]) -> None:
-    """Exit 0 when all passes; 1 when a step fails (here: the chart's in-cluster Redis URL)."""
-    generated = project(NEGATIVE)
-    env, sets = backing_services(generated, isolation)
+def rehearse_cli(
+    generated: Project, sets: list[str], **env: str
+) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """`svcgen rehearse` on `generated` as a user runs it: the installed command, a bare PATH."""
     svcgen = shutil.which("svcgen", path=str(Path(sys.executable).parent))
     assert svcgen, "svcgen is not installed in the test environment"
     command = [svcgen, "rehearse", str(generated.path), "--probe-seconds", "1"]
@@ -502,8 +500,19 @@ def test_cli_exit_codes_and_report(project: ProjectFactory, isolation: dict[str,
             text=True,
             timeout=120,
             check=False,
-            env={"PATH": path},
+            env={"PATH": path, **env},
         )
+
+    return run
+
+
+@pytest.mark.e2e
+@pytest.mark.xdist_group("rehearse-port")
+def test_cli_exit_codes_and_report(project: ProjectFactory, isolation: dict[str, Any]) -> None:
+    """Exit 0 when all passes; 1 when a step fails (here: the chart's in-cluster Redis URL)."""
+    generated = project(NEGATIVE)
+    env, sets = backing_services(generated, isolation)
+    run = rehearse_cli(generated, sets)
 
     overrides = [f"--env={key}={value}" for key, value in env.items()]
     passing = run(*overrides)
@@ -529,23 +538,8 @@ def test_secrets_the_chart_does_not_render_come_from_env_files(
     pods cannot start, and a malformed or missing file is a usage error (exit 2)."""
     generated = project(NEGATIVE)
     env, sets = backing_services(generated, isolation)
-    svcgen = shutil.which("svcgen", path=str(Path(sys.executable).parent))
-    assert svcgen, "svcgen is not installed in the test environment"
     staging = generated.path / "charts" / generated.slug / "values-staging.yaml"
-    command = [svcgen, "rehearse", str(generated.path), "--probe-seconds", "1"]
-    for item in [*sets, *QUICK]:
-        command += ["--set", item]
-    path = f"{Path(tool('helm')).parent}:{Path(tool('bwrap')).parent}:/usr/bin:/bin"
-
-    def run(*extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*command, *extra],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-            env={"PATH": path, "COLUMNS": "300"},
-        )
+    run = rehearse_cli(generated, sets, COLUMNS="300")
 
     env_file = tmp_path / "secrets.env"
     lines = ["# values of the store's secrets", ""]
