@@ -5,7 +5,9 @@ Cold is `build --no-cache` (no layer reused; uv's cache mount may be warm, as on
 that keeps it); warm is the same build again, nothing changed; "source change" edits one file
 under src/, so only the layers from `COPY src` on are rebuilt. The base images are the local
 stand-ins (scripts/install_engine.py): their size is this machine's, not Docker Hub's.
-Run alone: `.venv/bin/python bench/image.py`.
+The images and the layer cache these builds leave are removed afterwards. Run alone:
+`.venv/bin/python bench/image.py`, or `make bench BENCH_ARGS="--only image"` to update only this
+section of bench/results.md.
 """
 
 from __future__ import annotations
@@ -63,32 +65,55 @@ def _bytes(text: str) -> int:
     return int(text) if text.isdigit() else 0
 
 
+def dangling(cli: Engine) -> set[str]:
+    return set(cli("images", "--all", "--quiet", "--filter", "dangling=true").stdout.split())
+
+
+def remove(cli: Engine, tag: str, before: set[str]) -> None:
+    """The image, then the cache images its builds left (dangling ones that were not there
+    before: removing one frees its parents, hence the rounds). Images in use stay."""
+    cli("rmi", tag, check=False)
+    for _ in range(20):
+        left = dangling(cli) - before
+        if not left or cli("rmi", *sorted(left), check=False).returncode != 0:
+            break
+
+
 def measure(projects: dict[str, Project]) -> list[Row]:
     cli = engine()
     rows: list[Row] = []
     for framework, project in projects.items():
         tag = f"localhost/svcgen-bench/{framework}:latest"
-        cold = _timed_build(cli, project, tag, "--no-cache")
-        warm = _timed_build(cli, project, tag)
-        source = next((project.path / "src" / project.package).glob("__init__.py"))
-        original = source.read_text(encoding="utf-8")
+        before = dangling(cli)
         try:
-            source.write_text(original + "\n# bench: a source change\n", encoding="utf-8")
-            changed = _timed_build(cli, project, tag)
+            rows += _measure(cli, framework, project, tag)
         finally:
-            source.write_text(original, encoding="utf-8")
-        size = int(cli("image", "inspect", "--format", "{{.Size}}", tag).stdout.strip())
-        parts = layers(cli, tag)
-        rows += [
-            Row("image", f"{framework}: size ({cli.kind})", _mb(size)),
-            Row("image", f"{framework}: cold build (--no-cache)", f"{cold:.1f} s"),
-            Row("image", f"{framework}: warm build (nothing changed)", f"{warm:.1f} s"),
-            Row("image", f"{framework}: build after a source change", f"{changed:.1f} s"),
-        ]
-        rows += [
-            Row("image", f"{framework}: layer {i + 1}: {what}", _mb(layer))
-            for i, (layer, what) in enumerate(reversed(parts))
-        ]
+            remove(cli, tag, before)
+    return rows
+
+
+def _measure(cli: Engine, framework: str, project: Project, tag: str) -> list[Row]:
+    cold = _timed_build(cli, project, tag, "--no-cache")
+    warm = _timed_build(cli, project, tag)
+    source = next((project.path / "src" / project.package).glob("__init__.py"))
+    original = source.read_text(encoding="utf-8")
+    try:
+        source.write_text(original + "\n# bench: a source change\n", encoding="utf-8")
+        changed = _timed_build(cli, project, tag)
+    finally:
+        source.write_text(original, encoding="utf-8")
+    size = int(cli("image", "inspect", "--format", "{{.Size}}", tag).stdout.strip())
+    parts = layers(cli, tag)
+    rows = [
+        Row("image", f"{framework}: size ({cli.kind})", _mb(size)),
+        Row("image", f"{framework}: cold build (--no-cache)", f"{cold:.1f} s"),
+        Row("image", f"{framework}: warm build (nothing changed)", f"{warm:.1f} s"),
+        Row("image", f"{framework}: build after a source change", f"{changed:.1f} s"),
+    ]
+    rows += [
+        Row("image", f"{framework}: layer {i + 1}: {what}", _mb(layer))
+        for i, (layer, what) in enumerate(reversed(parts))
+    ]
     return rows
 
 
