@@ -36,7 +36,7 @@ from svcgen.rehearse import Options, Report, run_rehearsal
 
 from .conftest import ProjectFactory
 from .support import IN_CI, LOCAL_SERVICES, REPO, SERVICES, Project, combo_id, matrix, tool
-from .test_rehearse import QUICK, backing_services, edited_copy, failure, isolation
+from .test_rehearse import QUICK, _pg_admin, backing_services, edited_copy, failure, isolation
 
 __all__ = ["isolation"]  # a fixture, shared with test_rehearse
 
@@ -187,18 +187,33 @@ class Running:
         return f"http://127.0.0.1:{self.spec.env['PORT']}{path}"
 
 
+def database(project: Project, isolation: dict[str, Any]) -> str:
+    """The URL of the test's own database on this machine's PostgreSQL (made once)."""
+    name = isolation["id"]
+    if "database" not in isolation:
+        _pg_admin(project, f'CREATE DATABASE "{name}"')
+        isolation["cleanup"].append(
+            lambda: _pg_admin(project, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        )
+        base = LOCAL_SERVICES["postgres"]["DATABASE_URL"]
+        isolation["database"] = base.rsplit("/", 1)[0] + "/" + name
+    return str(isolation["database"])
+
+
 @pytest.fixture
-def start(engine: Engine) -> Iterator[Any]:
-    """start(built, kind, suffix) -> Running: one container of a rendered workload."""
+def start(engine: Engine, isolation: dict[str, Any]) -> Iterator[Any]:
+    """start(built, kind, suffix) -> Running: one container of a rendered workload (with
+    PostgreSQL, all of a test's containers share a database of their own)."""
     names: list[str] = []
 
     def make(built: Built, kind: str = "Deployment", suffix: str = "") -> Running:
         pod_spec = built.workload(kind, suffix)
         container = pod_spec["containers"][0]
         name = f"svcgen-test-{uuid.uuid4().hex[:10]}"
-        spec = run_spec(
-            built.image, name, pod_spec, container, local_env(built, pod_spec, container)
-        )
+        env = local_env(built, pod_spec, container)
+        if "postgres" in built.project.answers["services"]:
+            env["DATABASE_URL"] = database(built.project, isolation)
+        spec = run_spec(built.image, name, pod_spec, container, env)
         names.append(name)
         engine.start(spec)
         return Running(engine, spec, float(pod_spec.get("terminationGracePeriodSeconds", 30)))
@@ -235,6 +250,9 @@ def test_image_runs_as_its_pod(built: Built, start: Any) -> None:
     """Chart security settings, health, the image's HEALTHCHECK, draining and a clean exit."""
     engine = find_engine(tool("podman"))
     pod_spec = built.workload("Deployment")
+    if "postgres" in built.project.answers["services"]:  # the pre-install hook, as Helm runs it
+        job = start(built, "Job", "-migrations")
+        assert engine.wait(job.name, timeout=job.grace + 120) == 0, engine.logs(job.name)
     app = start(built)
     context = {**pod_spec["securityContext"], **pod_spec["containers"][0]["securityContext"]}
     assert wait_for(app.url("/health/live"), app).status_code == 200
