@@ -369,9 +369,11 @@ def test_image_holds_no_build_tools(built: Built) -> None:
 
 
 def image_sets(image: str) -> list[str]:
-    """--set values pointing the chart at `image`."""
+    """--set values pointing the chart at `image`, on free ports (pods use the host network,
+    where other processes on this machine may hold the chart's 8000)."""
     repository, tag = image.rsplit(":", 1)
-    return [f"image.repository={repository}", f"image.tag={tag}"]
+    ports = [f"containerPort={free_port()}", f"metricsPort={free_port()}"]
+    return [f"image.repository={repository}", f"image.tag={tag}", *ports]
 
 
 def rehearse_image(path: Path, sets: list[str]) -> tuple[Report, str]:

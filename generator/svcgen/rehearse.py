@@ -759,16 +759,17 @@ class Rehearsal:
             except SandboxError as error:
                 report.add(False, container.subject, "start", str(error))
                 return
+            sandbox = container.sandbox
+            named = (
+                f"; {sandbox.engine.kind} container {sandbox.run.name}"
+                if isinstance(sandbox, ContainerSandbox)
+                else ""
+            )
             report.add(
                 True,
                 container.subject,
                 "start",
-                f"running as PID 1 (host pid {container.sandbox.pid}"
-                + (
-                    f"; {sandbox.engine.kind} container {sandbox.run.name})"
-                    if isinstance(sandbox := container.sandbox, ContainerSandbox)
-                    else ")"
-                ),
+                f"running as PID 1 (host pid {sandbox.pid}{named})",
             )
         results = [True] * len(containers)
 
