@@ -368,11 +368,12 @@ def test_image_holds_no_build_tools(built: Built) -> None:
 # --- svcgen rehearse --image: the chart's pods from these images ----------------------------------
 
 
-def image_sets(image: str) -> list[str]:
-    """--set values pointing the chart at `image`, on free ports (pods use the host network,
+def image_sets(built: Built, image: str | None = None) -> list[str]:
+    """--set values pointing the chart at the image, on free ports (pods use the host network,
     where other processes on this machine may hold the chart's 8000)."""
-    repository, tag = image.rsplit(":", 1)
-    ports = [f"containerPort={free_port()}", f"metricsPort={free_port()}"]
+    repository, tag = (image or built.image).rsplit(":", 1)
+    values = yaml.safe_load(next(built.project.path.glob("charts/*/values.yaml")).read_text())
+    ports = [f"{key}={free_port()}" for key in ("containerPort", "metricsPort") if key in values]
     return [f"image.repository={repository}", f"image.tag={tag}", *ports]
 
 
@@ -393,7 +394,7 @@ def test_rehearse_image_passes_with_all_services(
     env, sets = backing_services(generated, isolation)
     command = [str(Path(sys.executable).with_name("svcgen")), "rehearse", str(generated.path)]
     command += ["--image", "--engine", tool("podman"), "--probe-seconds", "2"]
-    for item in [*image_sets(built_full.image), *sets, *QUICK]:
+    for item in [*image_sets(built_full), *sets, *QUICK]:
         command += ["--set", item]
     command += [f"--env={key}={value}" for key, value in env.items()]
     path = f"{Path(tool('helm')).parent}:/usr/bin:/bin"
@@ -443,7 +444,7 @@ def test_rehearse_image_fails_on_a_wrong_readiness_path(
             )
         },
     )
-    report, text = rehearse_image(copy, [*image_sets(built_broken.image), *QUICK])
+    report, text = rehearse_image(copy, [*image_sets(built_broken), *QUICK])
     assert "/health/readyz -> 404" in failure(report, "readiness", text), text
 
 
@@ -462,6 +463,8 @@ def test_rehearse_image_fails_when_the_image_user_cannot_write(
     image = image_name("writes-server-log")
     _EXTRA.append(image)
     engine.build(tmp_path, image, pull=False, layers=False)
-    report, text = rehearse_image(built_broken.project.path, [*image_sets(image), *QUICK])
+    report, text = rehearse_image(
+        built_broken.project.path, [*image_sets(built_broken, image), *QUICK]
+    )
     detail = failure(report, "startup", text)
     assert "server.log: Read-only file system" in detail, text
