@@ -14,10 +14,9 @@ import yaml
 from svcgen import __version__
 from svcgen.cli import app
 from svcgen.questionnaire import Questionnaire
-from svcgen.template import copier_config, questions
 from typer.testing import CliRunner, Result
 
-from .support import REPO, generate
+from .support import REPO, copier_config, generate, questions
 
 runner = CliRunner()
 SVCGEN = Path(sys.executable).parent / "svcgen"

@@ -110,7 +110,6 @@ class Question:
     when: Any = True
     ask: Any = True
     secret: bool = False
-    placeholder: str = ""
 
     @classmethod
     def from_config(cls, name: str, spec: Any) -> Question:
@@ -135,7 +134,6 @@ class Question:
             when=spec.get("when", True),
             ask=spec.get("ask", True),
             secret=bool(spec.get("secret", False)),
-            placeholder=str(spec.get("placeholder") or ""),
         )
 
 
