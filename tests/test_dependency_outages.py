@@ -63,6 +63,9 @@ SETTINGS = {
     "HOST": "127.0.0.1",
 }
 
+# _CLEAN_UP without the schema, for a project without PostgreSQL.
+_DELETE_QUEUE = "import asyncio, os, sys, aio_pika\n" + _CLEAN_UP[_CLEAN_UP.index("async def") :]
+
 
 @dataclass
 class Stack:
@@ -89,9 +92,6 @@ def _stack(project: ProjectFactory, answers: dict[str, Any]) -> Iterator[Stack]:
         **SETTINGS,
         "EVENTS_QUEUE": name,
         "CACHE_KEY_PREFIX": name,
-        # _CLEAN_UP deletes the queue; it needs a database URL even where the project has none.
-        "DATABASE_URL": LOCAL_SERVICES["postgres"]["DATABASE_URL"],
-        "AMQP_URL": LOCAL_SERVICES["rabbitmq"]["AMQP_URL"],
     }
     server = dict(env)
     if "postgres" in services:
@@ -102,7 +102,8 @@ def _stack(project: ProjectFactory, answers: dict[str, Any]) -> Iterator[Stack]:
             generated.run(str(generated.python), "-m", generated.package, "migrate", env=env)
         yield Stack(generated, env)
     finally:
-        generated.run(str(generated.python), "-c", _CLEAN_UP, name, env=server)
+        clean_up = _CLEAN_UP if "postgres" in services else _DELETE_QUEUE
+        generated.run(str(generated.python), "-c", clean_up, name, env=server)
 
 
 @pytest.fixture(scope="module", params=FRAMEWORKS)
