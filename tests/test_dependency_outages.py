@@ -33,7 +33,7 @@ import httpx
 import pytest
 
 from .conftest import ProjectFactory
-from .support import FRAMEWORKS, LOCAL_SERVICES, Project, combo_id, matrix, service_env
+from .support import FRAMEWORKS, Project, combo_id, matrix, service_env
 from .tcp_relay import TcpRelay
 from .test_backing_services import (
     _CLEAN_UP,
