@@ -34,8 +34,7 @@ from typing import Any
 
 import pytest
 
-from .support import REPO, combo_id, matrix, project_env, service_env
-from .test_update import (
+from .repos import (
     Repo,
     TemplateRepo,
     added_lines,
@@ -47,6 +46,7 @@ from .test_update import (
     run,
     unmerged_paths,
 )
+from .support import REPO, combo_id, matrix, project_env, service_env
 
 PREVIOUS = "0fec6b49a028bccdcb30d02308aa46ad5b846118"
 COMBOS = matrix()

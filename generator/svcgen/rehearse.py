@@ -2,9 +2,10 @@
 
 Render the chart with Helm; run the pre-install hook Jobs to completion; then start every
 Deployment's pod (one replica) with the project's `.venv` standing in for the image, each
-container under its securityContext in bubblewrap; probe it (startup, then liveness and
-readiness); stop it as the kubelet does (preStop, SIGTERM, grace period). One report line per
-step, PASS or FAIL with the reason; any FAIL makes the rehearsal fail.
+container under its securityContext in bubblewrap -- or, with `--image`, from the real image
+with Docker or Podman (rehearse_image.py); probe it (startup, then liveness and readiness); stop
+it as the kubelet does (preStop, SIGTERM, grace period). One report line per step, PASS or FAIL
+with the reason; any FAIL makes the rehearsal fail.
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ import typer
 import yaml
 
 from .dockerfile import DockerfileError, Image, effective_command, parse_dockerfile
+from .engine import ContainerSandbox, EngineError, RunSpec, find_engine
 from .kubeenv import ConfigObjects, EnvError, PodFacts, build_env, expand, quantity
 from .probes import Attempt, Handler, PortError, ProbeSettings
+from .rehearse_image import ImageRun, pod_images
 from .sandbox import Sandbox, SandboxError, SandboxSpec, find_tool
 
 __all__ = ["Options", "Report", "Step", "rehearse", "run_rehearsal"]
@@ -114,6 +117,12 @@ class Options:
     release: str | None = None
     namespace: str = "default"
     helm: str | None = None
+    #: Run the built image with a container engine instead of the .venv stand-in.
+    image: bool = False
+    #: podman, docker or a path (default: $SVCGEN_ENGINE, else podman, else docker).
+    engine: str | None = None
+    #: Build the Dockerfile first (implies `image`).
+    build: bool = False
 
 
 class RehearsalError(RuntimeError):
@@ -240,7 +249,7 @@ class Container:
 
     subject: str
     manifest: dict[str, Any]
-    spec: SandboxSpec
+    spec: SandboxSpec | RunSpec  # RunSpec: the real image, with an engine
     named_ports: dict[str, int]
     sandbox: Sandbox | None = None
 
@@ -307,6 +316,8 @@ class Pod:
             f"{len(built.values)} variables from {', '.join(sources) or 'none'}",
         )
         kube_env = built.values
+        if self.rehearsal.images is not None:
+            return self._image_container(container, subject, kube_env)
         volumes = {str(v.get("name")): v for v in self.spec.get("volumes") or []}
         for mount in container.get("volumeMounts") or []:
             if "emptyDir" in volumes.get(str(mount.get("name")), {}):
@@ -334,12 +345,40 @@ class Pod:
         except RehearsalError as error:
             report.add(False, subject, "security", str(error))
             return None
-        named = {
-            str(p["name"]): int(p["containerPort"])
-            for p in container.get("ports") or []
-            if p.get("name") and p.get("containerPort")
-        }
-        return Container(subject, dict(container), spec, named)
+        return Container(subject, dict(container), spec, named_ports(container))
+
+    def _image_container(
+        self, container: Mapping[str, Any], subject: str, kube_env: dict[str, str]
+    ) -> Container | None:
+        """The container run from its image: the engine applies the image's ENV, ENTRYPOINT
+        and CMD; the chart's settings come from engine.run_spec."""
+        images, report = self.rehearsal.images, self.rehearsal.report
+        assert images is not None
+        expanded = dict(container)
+        for key in ("command", "args"):
+            if container.get(key):
+                expanded[key] = [expand(str(part), kube_env) for part in container[key]]
+        env = {"HOSTNAME": self.facts.name, **kube_env}
+        volumes = {str(v.get("name")): v for v in self.spec.get("volumes") or []}
+        try:
+            spec = images.run_spec(self.name, self.spec, expanded, env)
+            for mount in container.get("volumeMounts") or []:
+                volume = volumes.get(str(mount.get("name"))) or {}
+                target = str(mount.get("mountPath", ""))
+                if "configMap" in volume or "secret" in volume:
+                    spec.files.update(self.rehearsal.volume_files(volume, target))
+                elif "emptyDir" not in volume:
+                    detail = f"{mount.get('name')} at {target}: not rehearsed"
+                    report.info(subject, "volume", detail)
+        except (EngineError, RehearsalError) as error:
+            report.add(False, subject, "security", str(error))
+            return None
+        report.info(
+            subject,
+            "container",
+            f"{spec.image}: {spec.describe()}; runs {' '.join(images.command(spec.image, spec))}",
+        )
+        return Container(subject, dict(container), spec, named_ports(container))
 
     def _sandbox_spec(
         self, container: Mapping[str, Any], argv: list[str], env: dict[str, str], subject: str
@@ -423,7 +462,7 @@ class Pod:
     def run_to_completion(self, container: Container, deadline: float, action: str) -> bool:
         """Run an init or Job container; it must exit 0 before `deadline`."""
         report = self.rehearsal.report
-        sandbox = Sandbox(container.spec)
+        sandbox = self.rehearsal.sandbox(container)
         started = time.monotonic()
         try:
             sandbox.start()
@@ -461,6 +500,14 @@ class Pod:
         )
 
 
+def named_ports(container: Mapping[str, Any]) -> dict[str, int]:
+    return {
+        str(p["name"]): int(p["containerPort"])
+        for p in container.get("ports") or []
+        if p.get("name") and p.get("containerPort")
+    }
+
+
 def last_error(log: str) -> str:
     """The last line that looks like an error, to name the cause in one line."""
     lines = [line.strip() for line in log.strip().splitlines() if line.strip()]
@@ -485,6 +532,9 @@ class Rehearsal:
         self._volume_dir = tempfile.TemporaryDirectory(prefix="svcgen-rehearse-volumes-")
         image = parse_dockerfile(self.root / "Dockerfile")
         self.stand_in = ImageStandIn(self.root, image)
+        self.images: ImageRun | None = None
+        if options.image or options.build:
+            self.images = ImageRun(self.root, options.engine, options.build)
 
     @property
     def scratch(self) -> Path:
@@ -492,6 +542,13 @@ class Rehearsal:
 
     def close(self) -> None:
         self._volume_dir.cleanup()
+
+    def sandbox(self, container: Container) -> Sandbox:
+        """Where the container runs: the engine (its image) or bubblewrap (the stand-in)."""
+        if isinstance(container.spec, RunSpec):
+            assert self.images is not None
+            return self.images.sandbox(container.spec)
+        return Sandbox(container.spec)
 
     def volume_files(self, volume: Mapping[str, Any], target: str) -> dict[str, str]:
         """ConfigMap/Secret volume contents written to files, to mount read-only."""
@@ -519,7 +576,7 @@ class Rehearsal:
 
     def run(self) -> None:
         report, options = self.report, self.options
-        if not (self.root / ".venv" / "bin" / "python").exists():
+        if self.images is None and not (self.root / ".venv" / "bin" / "python").exists():
             raise RehearsalError(f"{self.root}/.venv is missing: run `make install` first")
         chart = find_chart(self.root)
         release = options.release or chart.name
@@ -534,14 +591,18 @@ class Rehearsal:
             values += ", --set " + " ".join(options.sets)
         counts = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
         report.add(True, f"chart/{chart.name}", "render", f"helm template ({values}): {counts}")
-        if self.stand_in.mapping:
+        hooks, deployments = self._workloads(docs)
+        if self.images is not None:
+            specs = _pod_specs([*hooks, *deployments])
+            if not self.images.prepare(pod_images(specs), report):
+                return
+        elif self.stand_in.mapping:
             report.info(
                 "image",
                 "stand-in",
                 "; ".join(f"{k} -> {v}" for k, v in self.stand_in.mapping.items())
                 + f" (Dockerfile USER {self.stand_in.image.user or 'root'})",
             )
-        hooks, deployments = self._workloads(docs)
         for job in hooks:
             if not self.run_job(job):
                 subject = f"{job['kind']}/{job['metadata']['name']}"
@@ -692,17 +753,23 @@ class Rehearsal:
     def _run_pod(self, pod: Pod, containers: list[Container]) -> None:
         report = self.report
         for container in containers:
-            container.sandbox = Sandbox(container.spec)
+            container.sandbox = self.sandbox(container)
             try:
                 container.sandbox.start()
             except SandboxError as error:
                 report.add(False, container.subject, "start", str(error))
                 return
+            sandbox = container.sandbox
+            named = (
+                f"; {sandbox.engine.kind} container {sandbox.run.name}"
+                if isinstance(sandbox, ContainerSandbox)
+                else ""
+            )
             report.add(
                 True,
                 container.subject,
                 "start",
-                f"running as PID 1 (host pid {container.sandbox.pid})",
+                f"running as PID 1 (host pid {sandbox.pid}{named})",
             )
         results = [True] * len(containers)
 
@@ -1025,9 +1092,12 @@ def run_rehearsal(options: Options, out: TextIO | None = None) -> Report:
     except (DockerfileError, OSError) as error:
         report.add(False, "project", "read", str(error))
         return report
+    except EngineError as error:
+        report.add(False, "engine", "find", str(error))
+        return report
     try:
         rehearsal.run()
-    except (RehearsalError, SandboxError, DockerfileError, EnvError) as error:
+    except (RehearsalError, SandboxError, DockerfileError, EnvError, EngineError) as error:
         report.add(False, "rehearsal", "setup", str(error))
     finally:
         rehearsal.close()
@@ -1118,6 +1188,29 @@ def rehearse(
     namespace: Annotated[
         str, typer.Option(metavar="NAME", help="Namespace to render into")
     ] = "default",
+    image: Annotated[
+        bool,
+        typer.Option(
+            "--image",
+            help="Run the built image with Docker or Podman (default: the project's .venv "
+            "standing in for it, under bubblewrap)",
+        ),
+    ] = False,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            metavar="CLI",
+            help="podman, docker or a path (implies --image; default: $SVCGEN_ENGINE, else "
+            "podman, else docker)",
+        ),
+    ] = None,
+    build: Annotated[
+        bool,
+        typer.Option(
+            "--build",
+            help="Build the Dockerfile first, as the image the chart names (implies --image)",
+        ),
+    ] = False,
 ) -> None:
     """Run the chart's pods locally as a kubelet would: hooks, probes, termination."""
     options = Options(
@@ -1131,7 +1224,19 @@ def rehearse(
         probe_seconds=probe_seconds,
         release=release,
         namespace=namespace,
+        image=image or build or engine is not None,
+        engine=engine,
+        build=build,
     )
+    if options.image:
+        try:
+            find_engine(engine)
+        except EngineError as error:
+            raise typer.BadParameter(
+                f"{error}; install Docker or Podman, name one with --engine, or rehearse "
+                "without --image (the project's .venv stands in for the image)",
+                param_hint="--engine",
+            ) from None
     print(f"svcgen rehearse {path.resolve()}", flush=True)
     report = run_rehearsal(options, sys.stdout)
     if not report.ok:
