@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 from svcgen.dockerfile import parse_dockerfile
-from svcgen.rehearse import ImageStandIn, Options, Report, run_rehearsal
+from svcgen.rehearse.run import ImageStandIn, Options, Report, run_rehearsal
 
 from .conftest import ProjectFactory
 from .support import LOCAL_SERVICES, Project, combo_id, matrix, tool

@@ -10,9 +10,10 @@ from typing import Annotated
 
 import typer
 
-from . import __version__, distribution, rehearse
+from . import __version__, distribution
 from .check.command import check
 from .new.command import new, options
+from .rehearse.run import rehearse
 from .update.command import status, update
 
 app = typer.Typer(
@@ -48,5 +49,5 @@ def main(
 
 
 # In the order `svcgen --help` lists them.
-for command in (new, update, status, check, options, rehearse.rehearse):
+for command in (new, update, status, check, options, rehearse):
     app.command()(command)

@@ -30,11 +30,11 @@ from urllib.parse import urlsplit, urlunsplit
 import typer
 import yaml
 
-from .dockerfile import DockerfileError, Image, effective_command, parse_dockerfile
+from ..dockerfile import DockerfileError, Image, effective_command, parse_dockerfile
 from .engine import ContainerSandbox, EngineError, RunSpec, find_engine
-from .kubeenv import ConfigObjects, EnvError, PodFacts, build_env, expand, quantity
+from .env import ConfigObjects, EnvError, PodFacts, build_env, expand, quantity
+from .image import ImageRun, pod_images
 from .probes import Attempt, Handler, PortError, ProbeSettings
-from .rehearse_image import ImageRun, pod_images
 from .sandbox import Sandbox, SandboxError, SandboxSpec, find_tool
 
 __all__ = ["Options", "Report", "Step", "rehearse", "run_rehearsal"]
