@@ -32,7 +32,8 @@ import pytest
 import yaml
 from svcgen.rehearse.engine import Engine, RunSpec, find_engine, run_spec
 from svcgen.rehearse.env import ConfigObjects, PodFacts, build_env
-from svcgen.rehearse.run import Options, Report, run_rehearsal
+from svcgen.rehearse.report import Report
+from svcgen.rehearse.run import Options, run_rehearsal
 
 from .conftest import ProjectFactory
 from .support import IN_CI, LOCAL_SERVICES, REPO, SERVICES, Project, combo_id, matrix, tool

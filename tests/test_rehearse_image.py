@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from svcgen.rehearse.engine import EngineError, find_engine
 from svcgen.rehearse.image import ImageRun, pod_images
-from svcgen.rehearse.run import Report
+from svcgen.rehearse.report import Report
 
 IMAGE = "ghcr.io/acme/svc:1.2.3"
 CONFIG = {

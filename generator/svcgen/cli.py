@@ -1,7 +1,7 @@
 """The `svcgen` command: one typer app; each product registers its command from its package.
 
 new, options: svcgen/new/command.py · update, status: svcgen/update/command.py ·
-check: svcgen/check/command.py · rehearse: svcgen/rehearse.py
+check: svcgen/check/command.py · rehearse: svcgen/rehearse/command.py
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import typer
 from . import __version__, distribution
 from .check.command import check
 from .new.command import new, options
-from .rehearse.run import rehearse
+from .rehearse.command import rehearse
 from .update.command import status, update
 
 app = typer.Typer(

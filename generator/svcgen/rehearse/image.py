@@ -21,7 +21,7 @@ from ..dockerfile import Image, effective_command
 from .engine import ContainerSandbox, Engine, EngineError, RunSpec, find_engine, run_spec
 
 if TYPE_CHECKING:
-    from .run import Report
+    from .report import Report
 
 __all__ = ["ImageRun", "pod_images"]
 
