@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -90,7 +91,9 @@ def test_build_then_run_as_the_chart_says(tmp_path: Path, kind: str) -> None:
         *["dumb-init", "--single-child", "--", "python", "-m", "svc"],
         *["serve", "--port", "8000"],
     ]
-    images.sandbox(spec).start()
+    sandbox = images.sandbox(spec)
+    sandbox.start()
+    assert sandbox.catches(signal.SIGTERM)  # pid 0: the engine's processes are not seen here
     build, inspect, run = calls(log)[:3]
     podman_only = ["--format", "docker", "--pull=missing"] if kind == "podman" else []
     assert build == ["build", "--tag", IMAGE, *podman_only, str(tmp_path)]

@@ -302,6 +302,14 @@ class ContainerSandbox(Sandbox):
         self._started = True
         self.pid = int(self.engine.state(self.run.name).get("Pid") or 0)
 
+    def catches(self, signum: int, *, through_init: bool = False) -> bool:
+        """As for the sandbox, when the container's PID 1 is a process of this machine. An
+        engine in a VM (Docker Desktop, podman machine) shows no such pid here: then there
+        is nothing to read, and waiting for it would only delay the rehearsal."""
+        if not self.pid or not Path(f"/proc/{self.pid}").is_dir():
+            return True
+        return super().catches(signum, through_init=through_init)
+
     def poll(self) -> int | None:
         if self._code is None:
             state = self.engine.state(self.run.name)
