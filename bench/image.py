@@ -12,12 +12,13 @@ section of bench/results.md.
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from pathlib import Path
 
 from harness import REPO, Row, run_section
-from svcgen.engine import Engine, find_engine
+from svcgen.rehearse.engine import Engine, find_engine
 
 from tests.support import Project
 
@@ -38,7 +39,16 @@ def _timed_build(cli: Engine, project: Project, tag: str, *extra: str) -> float:
 
 
 def _mb(size: int) -> str:
-    return f"{size / 1e6:.0f} MB"
+    return f"{size / 1e6:.0f} MB" if size >= 1e6 else f"{size / 1e3:.0f} kB"
+
+
+def instruction(created_by: str) -> str:
+    """The Dockerfile instruction behind a layer, as `history` records it, made readable."""
+    text = " ".join(created_by.split())
+    text = re.sub(r"^/bin/sh -c #\(nop\) ", "", text)
+    text = re.sub(r"^\|\d+ (?:\S+=\S* )*/bin/sh -c ", "RUN ", text)  # RUN with build args
+    text = re.sub(r"\b(file|dir):[0-9a-f]{12,}", r"\1:…", text)
+    return text if len(text) <= 60 else text[:59] + "…"
 
 
 def layers(cli: Engine, image: str) -> list[tuple[int, str]]:
@@ -49,7 +59,7 @@ def layers(cli: Engine, image: str) -> list[tuple[int, str]]:
         size_text, _, created_by = line.partition("\t")
         size = _bytes(size_text)
         if size > 0:
-            found.append((size, " ".join(created_by.split())[:70]))
+            found.append((size, instruction(created_by)))
     return found
 
 
@@ -106,12 +116,17 @@ def _measure(cli: Engine, framework: str, project: Project, tag: str) -> list[Ro
     parts = layers(cli, tag)
     rows = [
         Row("image", f"{framework}: size ({cli.kind})", _mb(size)),
+        Row("image", f"{framework}: size above the base image", _mb(sum(p[0] for p in parts[:-1]))),
         Row("image", f"{framework}: cold build (--no-cache)", f"{cold:.1f} s"),
         Row("image", f"{framework}: warm build (nothing changed)", f"{warm:.1f} s"),
         Row("image", f"{framework}: build after a source change", f"{changed:.1f} s"),
     ]
     rows += [
-        Row("image", f"{framework}: layer {i + 1}: {what}", _mb(layer))
+        Row(
+            "image",
+            f"{framework}: layer {i + 1}: {what}" + (" (base image)" if i == 0 else ""),
+            _mb(layer),
+        )
         for i, (layer, what) in enumerate(reversed(parts))
     ]
     return rows

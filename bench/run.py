@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -27,7 +28,7 @@ import image
 import startup
 import throughput
 from harness import FRAMEWORKS, LOAD_CPU, REPO, SERVER_CPU, Row, prepared_project, template_at
-from svcgen.engine import EngineError
+from svcgen.rehearse.engine import EngineError
 
 from tests.support import Project
 
@@ -99,7 +100,10 @@ def previous() -> tuple[list[str], list[Row]]:
     for line in RESULTS.read_text(encoding="utf-8").split("## Notes")[0].splitlines():
         if line.startswith("- "):
             context.append(line[2:])
-        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        cells = [
+            cell.strip().replace("\\|", "|")
+            for cell in re.split(r"(?<!\\)\|", line.strip().strip("|"))
+        ]
         if line.startswith("| ") and len(cells) == 5 and cells[0] in ORDER:
             target = cells[3].replace("≤", "<=").replace("≥", ">=")
             rows.append(Row(cells[0], cells[1], cells[2], target, verdicts.get(cells[4])))
@@ -117,9 +121,12 @@ def markdown(rows: list[Row], context: dict[str, str], notes: list[str]) -> str:
         "| section | measure | figure | target | verdict |",
         "|---|---|---|---|---|",
         *(
-            f"| {r.section} | {r.measure} | {r.figure} | {r.target} | {r.verdict} |".replace(
-                "<=", "≤"
-            ).replace(">=", "≥")
+            "| "
+            + " | ".join(
+                cell.replace("|", "\\|").replace("<=", "≤").replace(">=", "≥")
+                for cell in (r.section, r.measure, r.figure, r.target, r.verdict)
+            )
+            + " |"
             for r in rows
         ),
         "",

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from svcgen.engine import EngineError, find_engine
-from svcgen.rehearse import Report
-from svcgen.rehearse_image import ImageRun, pod_images
+from svcgen.rehearse.engine import EngineError, find_engine
+from svcgen.rehearse.image import ImageRun, pod_images
+from svcgen.rehearse.report import Report
 
 IMAGE = "ghcr.io/acme/svc:1.2.3"
 CONFIG = {
@@ -90,7 +91,9 @@ def test_build_then_run_as_the_chart_says(tmp_path: Path, kind: str) -> None:
         *["dumb-init", "--single-child", "--", "python", "-m", "svc"],
         *["serve", "--port", "8000"],
     ]
-    images.sandbox(spec).start()
+    sandbox = images.sandbox(spec)
+    sandbox.start()
+    assert sandbox.catches(signal.SIGTERM)  # pid 0: the engine's processes are not seen here
     build, inspect, run = calls(log)[:3]
     podman_only = ["--format", "docker", "--pull=missing"] if kind == "podman" else []
     assert build == ["build", "--tag", IMAGE, *podman_only, str(tmp_path)]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .kubeenv import quantity
+from .env import quantity
 from .sandbox import REPO_TOOLS, Sandbox, SandboxError
 
 __all__ = [
@@ -301,6 +301,14 @@ class ContainerSandbox(Sandbox):
             raise SandboxError(str(error)) from None
         self._started = True
         self.pid = int(self.engine.state(self.run.name).get("Pid") or 0)
+
+    def catches(self, signum: int, *, through_init: bool = False) -> bool:
+        """As for the sandbox, when the container's PID 1 is a process of this machine. An
+        engine in a VM (Docker Desktop, podman machine) shows no such pid here: then there
+        is nothing to read, and waiting for it would only delay the rehearsal."""
+        if not self.pid or not Path(f"/proc/{self.pid}").is_dir():
+            return True
+        return super().catches(signum, through_init=through_init)
 
     def poll(self) -> int | None:
         if self._code is None:
