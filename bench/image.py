@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from harness import REPO, Row, run_section
-from svcgen.engine import Engine, find_engine
+from svcgen.rehearse.engine import Engine, find_engine
 
 from tests.support import Project
 

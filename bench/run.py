@@ -28,7 +28,7 @@ import image
 import startup
 import throughput
 from harness import FRAMEWORKS, LOAD_CPU, REPO, SERVER_CPU, Row, prepared_project, template_at
-from svcgen.engine import EngineError
+from svcgen.rehearse.engine import EngineError
 
 from tests.support import Project
 

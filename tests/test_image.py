@@ -30,9 +30,10 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from svcgen.engine import Engine, RunSpec, find_engine, run_spec
-from svcgen.kubeenv import ConfigObjects, PodFacts, build_env
-from svcgen.rehearse import Options, Report, run_rehearsal
+from svcgen.rehearse.engine import Engine, RunSpec, find_engine, run_spec
+from svcgen.rehearse.env import ConfigObjects, PodFacts, build_env
+from svcgen.rehearse.report import Report
+from svcgen.rehearse.run import Options, run_rehearsal
 
 from .conftest import ProjectFactory
 from .support import IN_CI, LOCAL_SERVICES, REPO, SERVICES, Project, combo_id, matrix, tool

@@ -23,7 +23,9 @@ from typing import Any
 
 import pytest
 from svcgen.dockerfile import parse_dockerfile
-from svcgen.rehearse import ImageStandIn, Options, Report, run_rehearsal
+from svcgen.rehearse.report import Report
+from svcgen.rehearse.run import Options, run_rehearsal
+from svcgen.rehearse.standin import ImageStandIn
 
 from .conftest import ProjectFactory
 from .support import LOCAL_SERVICES, Project, combo_id, matrix, tool
@@ -42,7 +44,7 @@ def test_image_paths_map_to_the_project(tmp_path: Path) -> None:
     stand_in = ImageStandIn(tmp_path, parse_dockerfile(tmp_path / "Dockerfile"))
     assert stand_in.map_value("/app/.venv/bin:/usr/bin") == f"{tmp_path}/.venv/bin:/usr/bin"
     assert stand_in.map_value("postgresql://u:p@db/app") == "postgresql://u:p@db/app"
-    assert stand_in.map_argv(["/usr/local/bin/python3.12", "-m", "svc"], "")[0] == str(
+    assert stand_in.map_argv(["/usr/local/bin/python3.12", "-m", "svc"])[0] == str(
         tmp_path / ".venv" / "bin" / "python"
     )
     # The workdir shows what the image holds there: the venv and the package, not .env & co.

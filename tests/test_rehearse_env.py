@@ -6,7 +6,7 @@ import base64
 from typing import Any
 
 import pytest
-from svcgen.kubeenv import ConfigObjects, EnvError, PodFacts, build_env, expand
+from svcgen.rehearse.env import ConfigObjects, EnvError, PodFacts, build_env, expand
 
 OBJECTS = [
     {"kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"PORT": "8000", "HOST": "0.0.0.0"}},

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from svcgen.engine import EngineError, find_engine
-from svcgen.rehearse import Report
-from svcgen.rehearse_image import ImageRun, pod_images
+from svcgen.rehearse.engine import EngineError, find_engine
+from svcgen.rehearse.image import ImageRun, pod_images
+from svcgen.rehearse.report import Report
 
 IMAGE = "ghcr.io/acme/svc:1.2.3"
 CONFIG = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 
 import pytest
-from svcgen.probes import Handler, PortError
+from svcgen.rehearse.probes import Handler, PortError
 
 
 def test_probe_ports_resolve_by_name_and_unknown_names_fail() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from svcgen.sandbox import SandboxSpec, bwrap_argv
+from svcgen.rehearse.sandbox import SandboxSpec, bwrap_argv
 
 
 def test_bwrap_mounts_emptydirs_and_keeps_the_project_visible(tmp_path: Path) -> None:

@@ -17,11 +17,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .dockerfile import Image, effective_command
+from ..dockerfile import Image, effective_command
 from .engine import ContainerSandbox, Engine, EngineError, RunSpec, find_engine, run_spec
 
 if TYPE_CHECKING:
-    from .rehearse import Report
+    from .report import Report
 
 __all__ = ["ImageRun", "pod_images"]
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .kubeenv import quantity
+from .env import quantity
 from .sandbox import REPO_TOOLS, Sandbox, SandboxError
 
 __all__ = [

@@ -23,7 +23,7 @@ from pathlib import Path
 __all__ = ["Sandbox", "SandboxError", "SandboxSpec", "find_tool"]
 
 #: Where `scripts/install-tools.sh` puts the tools when svcgen runs from its repository.
-REPO_TOOLS = Path(__file__).resolve().parents[2] / ".tools" / "bin"
+REPO_TOOLS = Path(__file__).resolve().parents[3] / ".tools" / "bin"
 
 
 class SandboxError(RuntimeError):
