@@ -447,7 +447,13 @@ def test_config_and_secret_carry_the_settings_the_app_reads(renders: Renders) ->
             *(RESILIENCE_KNOBS if services else ()),
             *(OUTBOX_KNOBS if {"postgres", "rabbitmq"} <= set(services) else ()),
             *(["METRICS_PORT", "METRICS_DIR"] if renders.answers["metrics"] else []),
+            *(["DOCS_ENABLED"] if renders.answers["framework"] == "fastapi" else []),
         }
+        if renders.answers["framework"] == "fastapi":
+            # The docs are served on the internal metrics port only: off unless asked for,
+            # and always off without that port.
+            wanted = renders.answers["metrics"] and name == "dev"
+            assert config["DOCS_ENABLED"] == str(wanted).lower(), name
         for key in config:
             assert re.search(rf"^\s+{key.lower()}: ", settings, re.M), f"Settings lacks {key}"
         assert config["MAX_BODY_BYTES"].isdigit()  # an integer, not YAML's float 1.048576e+06

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from svcgen import cli
+from svcgen import console
 from svcgen.cli import app
 from typer.testing import CliRunner
 
@@ -113,7 +113,7 @@ def test_planted_secrets_are_never_printed(
     if output in {"json", "sarif"}:
         args += ["--format", output]
     if output == "table":
-        monkeypatch.setattr(cli, "_stdout_is_terminal", lambda: True)
+        monkeypatch.setattr(console, "stdout_is_terminal", lambda: True)
     # wide enough that each table cell stays on one line (wrapping is tested below)
     result = CliRunner().invoke(app, args, env={"COLUMNS": "500"})
     assert result.exit_code == 1

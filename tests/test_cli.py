@@ -283,7 +283,9 @@ def test_the_wizard_asks_exactly_copier_ymls_questions() -> None:
         assert question.default == spec["default"]
         assert question.multiselect == bool(spec.get("multiselect"))
         assert question.validator == str(spec.get("validator") or "")
-    wizard_source = (REPO / "generator" / "svcgen" / "wizard.py").read_text(encoding="utf-8")
+    wizard_source = (REPO / "generator" / "svcgen" / "new" / "wizard.py").read_text(
+        encoding="utf-8"
+    )
     for name in config:
         assert f'"{name}"' not in wizard_source
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from svcgen.checks import Result as Verdict
-from svcgen.checks import audit
+from svcgen.check import Result as Verdict
+from svcgen.check import audit
 from svcgen.cli import app
 from typer.testing import CliRunner, Result
 

@@ -64,6 +64,12 @@ def test_health_metrics_logs_and_sigterm(project: ProjectFactory, framework: str
             metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
             assert 'http_requests_total{method="GET",route="/health/live",status="200"}' in metrics
             assert httpx.get(f"{base}/metrics").status_code == 404  # internal stays internal
+            if framework == "fastapi":  # the API documentation too (DOCS_ENABLED by default)
+                internal = f"http://127.0.0.1:{metrics_port}"
+                assert "/health/live" in httpx.get(f"{internal}/openapi.json").json()["paths"]
+                assert httpx.get(f"{internal}/docs").status_code == 200
+                for path in ("/docs", "/redoc", "/openapi.json"):
+                    assert httpx.get(f"{base}{path}").status_code == 404
 
             started = time.monotonic()
             process.send_signal(signal.SIGTERM)

@@ -1,8 +1,21 @@
-"""What a Dockerfile's final stage tells a container runtime: command, environment, user, workdir.
+"""The one Dockerfile model of svcgen: instructions, stages, and what the final stage runs.
 
-Only what `svcgen rehearse` needs to stand in for the image: the last stage's ENTRYPOINT and
-CMD (exec or shell form), ENV (with ARG/ENV substitution), WORKDIR and USER. Kubernetes'
-`command`/`args` are then combined with them by `effective_command`.
+`Dockerfile.parse` reads the instructions (continuations joined, comments dropped, each with
+its line) and knows the stages (`FROM <base> AS <name>`, a stage built on another). Two
+readers use it:
+
+- `svcgen check` (check/image.py, check/code.py) judges the instructions as written:
+  `substitute(..., keep_unknown=True)` leaves a variable it cannot resolve as it stands, so a
+  base image from a build argument shows as `python:${PY}`.
+- `svcgen rehearse` needs what a container runtime gets from the image (`parse_dockerfile`):
+  the final stage's ENTRYPOINT and CMD (exec or shell form), ENV (ARG/ENV substituted the
+  way the builder does: unknown is empty), WORKDIR, USER and COPY destinations. Kubernetes'
+  `command`/`args` are then combined with them by `effective_command`.
+
+Not `dockerfile-parse` (PyPI): it would give the joined lines and parent images (the ~30
+lines of `logical_lines` and `from_clause`), but neither the stage chain nor ENTRYPOINT/
+WORKDIR/USER/COPY, and its ENV does not carry over from a `FROM <stage>` parent; one more
+runtime dependency of the CLI for the least of the work.
 """
 
 from __future__ import annotations
@@ -15,13 +28,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["DockerfileError", "Image", "effective_command", "parse_dockerfile"]
+__all__ = [
+    "Dockerfile",
+    "DockerfileError",
+    "Image",
+    "Instruction",
+    "effective_command",
+    "parse_dockerfile",
+    "substitute",
+]
 
 #: What an image without ENV PATH gets (the value Docker and containerd use).
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 _VARIABLE = re.compile(
-    r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?::(?P<op>[-+])(?P<word>[^}]*))?\}|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))"
+    r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?::?(?P<op>[-+])(?P<word>[^}]*))?\}"
+    r"|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))"
 )
 
 
@@ -57,6 +79,73 @@ class Image:
         return int(group) if group.isdigit() else None
 
 
+@dataclass
+class Instruction:
+    keyword: str  # upper case
+    args: str
+    line: int  # where it starts
+
+
+def from_clause(instruction: Instruction) -> tuple[str, str | None]:
+    """`FROM [--platform=...] <base> [AS <name>]`: the base as written and the stage's name."""
+    words = [w for w in instruction.args.split() if not w.startswith("--")]
+    base = words[0] if words else ""
+    name = words[2].lower() if len(words) >= 3 and words[1].upper() == "AS" else None
+    return base, name
+
+
+@dataclass
+class Dockerfile:
+    path: str
+    instructions: list[Instruction]
+
+    @classmethod
+    def parse(cls, path: str, text: str) -> Dockerfile:
+        instructions: list[Instruction] = []
+        for number, full in logical_lines(text):
+            keyword, _, args = full.partition(" ")
+            instructions.append(Instruction(keyword.upper(), args.strip(), number))
+        return cls(path, instructions)
+
+    @property
+    def stages(self) -> list[list[Instruction]]:
+        """The instructions of each stage, its FROM first."""
+        stages: list[list[Instruction]] = []
+        for instruction in self.instructions:
+            if instruction.keyword == "FROM":
+                stages.append([])
+            if stages:
+                stages[-1].append(instruction)
+        return stages
+
+    def final_stage(self) -> list[Instruction]:
+        """The last stage, preceded by the stages it builds on (`FROM <stage>`): it
+        inherits their USER and HEALTHCHECK."""
+        stages = self.stages
+        names = {from_clause(stage[0])[1]: index for index, stage in enumerate(stages)}
+        chain: list[Instruction] = []
+        index, seen = len(stages) - 1, set()
+        while index >= 0 and index not in seen:
+            seen.add(index)
+            chain = stages[index] + chain
+            parent = names.get(from_clause(stages[index][0])[0].lower())
+            if parent is None or parent >= index:
+                break
+            index = parent
+        return chain
+
+    def global_args(self) -> dict[str, str]:
+        """The ARGs before the first FROM, as written (quotes dropped)."""
+        args: dict[str, str] = {}
+        for instruction in self.instructions:
+            if instruction.keyword == "FROM":
+                break
+            if instruction.keyword == "ARG":
+                name, _, value = instruction.args.partition("=")
+                args[name.strip()] = value.strip().strip("\"'")
+        return args
+
+
 def logical_lines(text: str) -> list[tuple[int, str]]:
     """Instructions with continuation lines joined and comments dropped, each with the
     number of the line it starts on."""
@@ -84,12 +173,18 @@ def logical_lines(text: str) -> list[tuple[int, str]]:
     return lines
 
 
-def substitute(value: str, variables: Mapping[str, str]) -> str:
-    """`$VAR`, `${VAR}`, `${VAR:-word}`, `${VAR:+word}` as the Dockerfile builder expands them."""
+def substitute(value: str, variables: Mapping[str, str], *, keep_unknown: bool = False) -> str:
+    """`$VAR`, `${VAR}`, `${VAR:-word}`, `${VAR:+word}` as the Dockerfile builder expands them.
+
+    With `keep_unknown` (what check reads) a variable that is unset or empty stays as
+    written, its `:-`/`:+` word unused: the line shows what could not be resolved.
+    """
 
     def replace(match: re.Match[str]) -> str:
         name = match.group("braced") or match.group("bare")
         current = variables.get(name, "")
+        if keep_unknown:
+            return current or match.group(0)
         op = match.group("op")
         if op == "-":
             return current or match.group("word")
@@ -97,6 +192,8 @@ def substitute(value: str, variables: Mapping[str, str]) -> str:
             return match.group("word") if current else ""
         return current
 
+    if keep_unknown:
+        return _VARIABLE.sub(replace, value)
     return _VARIABLE.sub(replace, value.replace("\\$", "\0")).replace("\0", "$")
 
 
@@ -135,14 +232,11 @@ def parse_dockerfile(path: Path) -> Image:
     image: Image | None = None
     stage_args: dict[str, str] = {}
     cmd_set = False
-    for _, line in logical_lines(text):
-        instruction, _, rest = line.partition(" ")
-        instruction = instruction.upper()
-        rest = rest.strip()
+    for step in Dockerfile.parse(str(path), text).instructions:
+        instruction, rest = step.keyword, step.args
         if instruction == "FROM":
-            words = [w for w in rest.split() if not w.startswith("--")]
-            base = substitute(words[0], args) if words else ""
-            parent = stages.get(base.lower())
+            written, name = from_clause(step)
+            parent = stages.get(substitute(written, args).lower())
             image = Image(
                 entrypoint=list(parent.entrypoint) if parent else [],
                 cmd=list(parent.cmd) if parent else [],
@@ -150,8 +244,8 @@ def parse_dockerfile(path: Path) -> Image:
                 workdir=parent.workdir if parent else "/",
                 user=parent.user if parent else None,
             )
-            if len(words) >= 3 and words[1].upper() == "AS":
-                stages[words[2].lower()] = image
+            if name:
+                stages[name] = image
             stage_args = {}
             cmd_set = False
             continue

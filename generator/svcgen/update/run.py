@@ -1,4 +1,4 @@
-"""`svcgen update`: Copier's update on a generated repo, refused when it is unsafe."""
+"""Copier's update on a generated repo, refused when it is unsafe."""
 
 from __future__ import annotations
 
@@ -122,17 +122,20 @@ def conflicts(path: Path) -> list[str]:
 
 def update(
     path: Path,
+    before: Mapping[str, Any],
     *,
     data: Mapping[str, Any] | None = None,
     conflict: Conflict = "inline",
     interactive: bool = False,
     vcs_ref: str | None = None,
 ) -> Outcome:
-    """Run `copier update` (template's newest version, or `vcs_ref`) and report conflicts."""
+    """Run `copier update` (template's newest version, or `vcs_ref`) and report conflicts.
+
+    `before` is the repo's answers (`read_answers`); a rename or a dirty tree is refused.
+    """
     import copier  # slow to import: only when updating
 
     path = path.resolve()
-    before = read_answers(path)
     refuse_rename(before, data or {})
     ensure_clean(path)
     copier.run_update(
@@ -146,4 +149,4 @@ def update(
         quiet=True,
     )
     after = yaml.safe_load((path / ANSWERS_FILE).read_text(encoding="utf-8"))
-    return Outcome(before, after if isinstance(after, dict) else {}, conflicts(path))
+    return Outcome(dict(before), after if isinstance(after, dict) else {}, conflicts(path))

@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from ..dockerfile import Dockerfile, Instruction
 from .builds import production_dockerfiles
-from .image import Dockerfile, Instruction
 from .repo import Hit, Repo, Result, is_test, searched, where
 
 ENV_READ = (

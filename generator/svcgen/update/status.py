@@ -1,4 +1,4 @@
-"""`svcgen status`: where each generated repo stands against its template's releases.
+"""Where each generated repo stands against its template's releases.
 
 For each repo: the template version it is on (`_commit`), the newest release tag of its
 template (`_src_path`), whether its git tree is clean, and whether updating would conflict,
@@ -15,7 +15,7 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from . import updating
+from . import run
 
 
 @dataclass(frozen=True)
@@ -61,9 +61,7 @@ def newest_release(source: str) -> str | None:
     """The newest final PEP 440 tag of the template (what `copier update` would pick)."""
     listed = _git("ls-remote", "--tags", "--refs", git_url(source))
     if listed.returncode != 0:
-        raise updating.Refused(
-            f"cannot list the template's tags ({source}): {listed.stderr.strip()}"
-        )
+        raise run.Refused(f"cannot list the template's tags ({source}): {listed.stderr.strip()}")
     tags = [line.rsplit("refs/tags/", 1)[-1] for line in listed.stdout.splitlines()]
     releases = [(v, t) for t in tags if (v := _version(t)) and not v.is_prerelease]
     return max(releases)[1] if releases else None
@@ -75,15 +73,15 @@ def dry_run_conflicts(path: Path, vcs_ref: str) -> list[str]:
         clone = Path(tmp) / path.name
         cloned = _git("clone", "--quiet", str(path), str(clone))
         if cloned.returncode != 0:
-            raise updating.Refused(f"cannot clone {path}: {cloned.stderr.strip()}")
-        return updating.update(clone, vcs_ref=vcs_ref).conflicts
+            raise run.Refused(f"cannot clone {path}: {cloned.stderr.strip()}")
+        return run.update(clone, run.read_answers(clone), vcs_ref=vcs_ref).conflicts
 
 
 def status_of(path: Path) -> RepoStatus:
     shown = str(path)
     try:
-        answers = updating.read_answers(path)
-    except updating.Refused as error:
+        answers = run.read_answers(path)
+    except run.Refused as error:
         return RepoStatus(shown, None, None, None, "error", [], str(error))
     version = str(answers["_commit"])
     clean = not _git("status", "--porcelain", "--", ".", cwd=path).stdout.strip()
@@ -104,8 +102,8 @@ def find_repos(paths: list[Path]) -> list[Path]:
     """Each path that is a generated repo, and the generated repos directly inside the others."""
     found: list[Path] = []
     for path in paths:
-        if (path / updating.ANSWERS_FILE).is_file():
+        if (path / run.ANSWERS_FILE).is_file():
             found.append(path)
         else:
-            found += sorted(p.parent for p in path.glob(f"*/{updating.ANSWERS_FILE}"))
+            found += sorted(p.parent for p in path.glob(f"*/{run.ANSWERS_FILE}"))
     return found

@@ -13,7 +13,7 @@ from typing import Any
 import questionary
 from prompt_toolkit.styles import Style
 
-from .questionnaire import InvalidAnswer, Question, Questionnaire
+from ..questionnaire import InvalidAnswer, Question, Questionnaire
 
 STYLE = Style([("qmark", "fg:ansicyan bold"), ("question", "bold"), ("answer", "fg:ansigreen")])
 

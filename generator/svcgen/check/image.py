@@ -3,85 +3,12 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import PurePosixPath
 
-from ..dockerfile import logical_lines
+from ..dockerfile import Dockerfile, from_clause, substitute
 from .builds import dockerfiles
 from .repo import Repo, Result, Status
-
-
-@dataclass
-class Instruction:
-    keyword: str
-    args: str
-    line: int
-
-
-@dataclass
-class Dockerfile:
-    path: str
-    instructions: list[Instruction]
-
-    @classmethod
-    def parse(cls, path: str, text: str) -> Dockerfile:
-        instructions: list[Instruction] = []
-        for number, full in logical_lines(text):
-            keyword, _, args = full.partition(" ")
-            instructions.append(Instruction(keyword.upper(), args.strip(), number))
-        return cls(path, instructions)
-
-    @property
-    def stages(self) -> list[list[Instruction]]:
-        stages: list[list[Instruction]] = []
-        for instruction in self.instructions:
-            if instruction.keyword == "FROM":
-                stages.append([])
-            if stages:
-                stages[-1].append(instruction)
-        return stages
-
-    def final_stage(self) -> list[Instruction]:
-        """The last stage, preceded by the stages it builds on (`FROM <stage>`): it
-        inherits their USER and HEALTHCHECK."""
-        stages = self.stages
-        if not stages:
-            return []
-        names: dict[str, int] = {}
-        for index, stage in enumerate(stages):
-            words = [w for w in stage[0].args.split() if not w.startswith("--")]
-            if len(words) >= 3 and words[1].upper() == "AS":
-                names[words[2].lower()] = index
-        chain: list[Instruction] = []
-        index, seen = len(stages) - 1, set()
-        while index not in seen:
-            seen.add(index)
-            chain = stages[index] + chain
-            words = [w for w in stages[index][0].args.split() if not w.startswith("--")]
-            parent = names.get(words[0].lower()) if words else None
-            if parent is None or parent >= index:
-                break
-            index = parent
-        return chain
-
-    def global_args(self) -> dict[str, str]:
-        args: dict[str, str] = {}
-        for instruction in self.instructions:
-            if instruction.keyword == "FROM":
-                break
-            if instruction.keyword == "ARG":
-                name, _, value = instruction.args.partition("=")
-                args[name.strip()] = value.strip().strip("\"'")
-        return args
-
-
-def _substitute(text: str, args: dict[str, str]) -> str:
-    def repl(match: re.Match[str]) -> str:
-        name = match.group(1) or match.group(2)
-        return args.get(name) or match.group(0)
-
-    return re.sub(r"\$\{(\w+)(?::?[-+][^}]*)?\}|\$(\w+)", repl, text)
-
 
 TITLES = {
     "docker-multistage": "Image: multi-stage build",
@@ -154,7 +81,7 @@ def _check_one(repo: Repo, found: PurePosixPath) -> list[Result]:
             if instruction.keyword == "ARG":
                 name, _, value = instruction.args.partition("=")
                 stage_args.setdefault(name.strip(), value.strip().strip("\"'"))
-        user = _substitute(users[-1].args, stage_args).split(":")[0].strip()
+        user = substitute(users[-1].args, stage_args, keep_unknown=True).split(":")[0].strip()
         if user in {"root", "0"}:
             result(
                 "docker-nonroot", "FAIL", f"USER {user}: the container runs as root", users[-1].line
@@ -188,12 +115,12 @@ def _check_one(repo: Repo, found: PurePosixPath) -> list[Result]:
     stage_names: set[str] = set()
     unpinned, unresolved, pinned = [], [], []
     for instruction in froms:
-        words = [w for w in instruction.args.split() if not w.startswith("--")]
-        if not words:
+        written, stage = from_clause(instruction)
+        if not written:
             continue
-        image = _substitute(words[0], args)
-        if len(words) >= 3 and words[1].upper() == "AS":
-            stage_names.add(words[2].lower())
+        image = substitute(written, args, keep_unknown=True)
+        if stage:
+            stage_names.add(stage)
         if image.lower() in stage_names or image == "scratch":
             continue
         if "$" in image:

@@ -1,0 +1,1 @@
+"""`svcgen update` and `svcgen status`: keep generated repos on their template's releases."""
