@@ -4,7 +4,8 @@ writes bench/results.md. `make bench` runs this; `--quick` for shorter load runs
 Sections: generation speed vs a trivial template (generation.py), copy to green test run
 (green.py), start-up and memory (startup.py), generated service vs bare framework
 (throughput.py), draining under load (drain.py), the real image's size and build times
-(image.py). Figures, not tests: nothing fails.
+(image.py). Figures, not tests: nothing fails. `--only image` (repeatable; any of SECTIONS)
+measures those sections alone and keeps the other rows of bench/results.md as they were.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -26,11 +28,21 @@ import image
 import startup
 import throughput
 from harness import FRAMEWORKS, LOAD_CPU, REPO, SERVER_CPU, Row, prepared_project, template_at
-from svcgen.engine import EngineError
+from svcgen.rehearse.engine import EngineError
 
 from tests.support import Project
 
 RESULTS = Path(__file__).with_name("results.md")
+#: `--only` names -> the table sections they write.
+SECTIONS = {
+    "generation": ["generation"],
+    "green": ["copy to green"],
+    "startup": ["start-up", "memory"],
+    "throughput": ["throughput"],
+    "drain": ["draining"],
+    "image": ["image"],
+}
+ORDER = [name for names in SECTIONS.values() for name in names]
 # The template just before the hot-path work of issue 10: measured beside the current one.
 BEFORE_REF = "a3ac91c"
 
@@ -79,20 +91,42 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def previous() -> tuple[list[str], list[Row]]:
+    """The context lines and rows of the current results.md, to keep what is not re-measured."""
+    if not RESULTS.is_file():
+        return [], []
+    context, rows = [], []
+    verdicts = {"meets": True, "MISSES": False, "": None}
+    for line in RESULTS.read_text(encoding="utf-8").split("## Notes")[0].splitlines():
+        if line.startswith("- "):
+            context.append(line[2:])
+        cells = [
+            cell.strip().replace("\\|", "|")
+            for cell in re.split(r"(?<!\\)\|", line.strip().strip("|"))
+        ]
+        if line.startswith("| ") and len(cells) == 5 and cells[0] in ORDER:
+            target = cells[3].replace("≤", "<=").replace("≥", ">=")
+            rows.append(Row(cells[0], cells[1], cells[2], target, verdicts.get(cells[4])))
+    return context, rows
+
+
 def markdown(rows: list[Row], context: dict[str, str], notes: list[str]) -> str:
     out = [
         "# svcgen benchmark results",
         "",
         "Written by `make bench` (`bench/run.py`); figures, not tests. Re-run to refresh.",
         "",
-        *(f"- {key}: {value}" for key, value in context.items()),
+        *(f"- {key}: {value}" if value else f"- {key}" for key, value in context.items()),
         "",
         "| section | measure | figure | target | verdict |",
         "|---|---|---|---|---|",
         *(
-            f"| {r.section} | {r.measure} | {r.figure} | {r.target} | {r.verdict} |".replace(
-                "<=", "≤"
-            ).replace(">=", "≥")
+            "| "
+            + " | ".join(
+                cell.replace("|", "\\|").replace("<=", "≤").replace(">=", "≥")
+                for cell in (r.section, r.measure, r.figure, r.target, r.verdict)
+            )
+            + " |"
             for r in rows
         ),
         "",
@@ -149,6 +183,12 @@ NOTES = [
     "information: once the listener closes, new connections are refused (the load "
     "balancer's job) and a request written on a keep-alive connection the server is "
     "closing can fail — why the readiness/preStop drain exists.",
+    "- **Image.** The generated Dockerfile built unmodified with the engine of "
+    "`scripts/install-engine.sh` (Podman 5, Buildah, runc; Docker image format). Cold = "
+    "`--no-cache` (no layer reused; uv's cache mount may be warm, as on a CI builder that keeps "
+    "it), warm = the same build again, then one edit under `src/`. Layers are the final image's "
+    "(`history`), oldest first; the base image is this machine's stand-in for "
+    "`python:X.Y-slim-bookworm` (Debian 12 minbase + its CPython), bigger than Docker Hub's.",
 ]
 
 
@@ -159,7 +199,15 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, help="load rounds per variant (default 4)")
     parser.add_argument("--no-before", action="store_true", help=f"skip the {BEFORE_REF} app")
     parser.add_argument("--no-write", action="store_true", help="do not write results.md")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=list(SECTIONS),
+        help="measure only this section (repeatable); results.md keeps the others' rows",
+    )
     args = parser.parse_args()
+    if args.only:
+        return only(args.only, args.no_write)
     seconds = args.seconds or (3.0 if args.quick else 5.0)
     rounds = args.rounds or (2 if args.quick else 4)
     runs = 3 if args.quick else 5
@@ -181,16 +229,7 @@ def main() -> int:
         rows += drain.rows(drain.measure(work, projects))
         rows += image_rows(projects)
 
-    order = [
-        "generation",
-        "copy to green",
-        "start-up",
-        "memory",
-        "throughput",
-        "draining",
-        "image",
-    ]
-    rows.sort(key=lambda r: order.index(r.section))
+    rows.sort(key=lambda r: ORDER.index(r.section))
     context = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": _git("rev-parse", "--short", "HEAD")
@@ -208,6 +247,49 @@ def main() -> int:
     if not args.no_write:
         RESULTS.write_text(markdown(rows, context, NOTES), encoding="utf-8")
         print(f"wrote {RESULTS.relative_to(REPO)}")
+    return 0
+
+
+def only(sections: list[str], no_write: bool) -> int:
+    """Measure `sections` alone; the other rows (and their context) stay as results.md has them."""
+    started = time.perf_counter()
+    load_before = loadavg()
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="svcgen-bench-") as tmp:
+        work = Path(tmp)
+        projects = {f: prepared_project(work, f) for f in FRAMEWORKS}
+        for section in sections:
+            if section == "generation":
+                rows += generation_rows(5)
+            elif section == "green":
+                rows += green.rows(green.measure(work, projects))
+            elif section == "startup":
+                rows += startup.rows(startup.measure(work, projects, 5))
+            elif section == "throughput":
+                rows += throughput.rows(throughput.measure(work, projects, 5.0, 4, None))
+            elif section == "drain":
+                rows += drain.rows(drain.measure(work, projects))
+            elif section == "image":
+                rows += image_rows(projects)
+    print(table(rows))
+    if no_write:
+        return 0
+    names = {name for section in sections for name in SECTIONS[section]}
+    context, kept = previous()
+    rows = sorted([*(r for r in kept if r.section not in names), *rows],
+                  key=lambda r: ORDER.index(r.section))  # fmt: skip
+    commit = _git("rev-parse", "--short", "HEAD")
+    note = (
+        f"{', '.join(sorted(names))} re-measured alone (`--only {' --only '.join(sections)}`) on "
+        f"{datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} at {commit}, load average "
+        f"{load_before} at start, {loadavg()} at end, {time.perf_counter() - started:.0f} s; "
+        "the lines above describe the run of the other rows"
+    )
+    header = {line: "" for line in context if " re-measured alone " not in line or not any(
+        line.startswith(name) for name in names)}  # fmt: skip
+    header[note] = ""
+    RESULTS.write_text(markdown(rows, header, NOTES), encoding="utf-8")
+    print(f"wrote {RESULTS.relative_to(REPO)}")
     return 0
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import copier
+import yaml
 from filelock import FileLock
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,12 +34,25 @@ INIT = ["dumb-init", "--single-child", "--"]
 FRAMEWORKS = ("fastapi", "flask")
 PYTHONS = ("3.11", "3.12", "3.13")
 
-# This machine's backing services (see DEVELOPERS.md); generated integration tests read these.
+# This machine's backing services (BRIEF: PostgreSQL, Redis, RabbitMQ on their default ports);
+# generated integration tests read these.
 LOCAL_SERVICES = {
     "postgres": {"DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/test"},
     "redis": {"REDIS_URL": "redis://127.0.0.1:6379/0"},
     "rabbitmq": {"AMQP_URL": "amqp://guest:guest@127.0.0.1:5672/%2F"},
 }
+
+
+def copier_config() -> dict[str, Any]:
+    """This repo's copier.yml as a mapping, settings (`_`-prefixed) included."""
+    data = yaml.safe_load((REPO / "copier.yml").read_text(encoding="utf-8"))
+    assert isinstance(data, dict), "copier.yml is a mapping"
+    return data
+
+
+def questions() -> dict[str, Any]:
+    """The questions of copier.yml, in order, without the `_` settings."""
+    return {k: v for k, v in copier_config().items() if not k.startswith("_")}
 
 
 def all_service_subsets() -> list[tuple[str, ...]]:

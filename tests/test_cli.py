@@ -14,10 +14,9 @@ import yaml
 from svcgen import __version__
 from svcgen.cli import app
 from svcgen.questionnaire import Questionnaire
-from svcgen.template import copier_config, questions
 from typer.testing import CliRunner, Result
 
-from .support import REPO, generate
+from .support import REPO, copier_config, generate, questions
 
 runner = CliRunner()
 SVCGEN = Path(sys.executable).parent / "svcgen"
@@ -129,17 +128,22 @@ def test_invalid_input_exits_2_with_the_rule_and_creates_nothing(
     assert entries(tmp_path) == []
 
 
-def test_bad_name_from_a_real_process_without_stdin(tmp_path: Path) -> None:
-    """The issue's own check: exit 2, the rule, nothing created — and no waiting on stdin."""
-    dest = tmp_path / "b"
-    result = subprocess.run(
-        [str(SVCGEN), "new", *HEAD, str(dest), "--data", "project_name=Bad Name!"],
+def new_without_stdin(*args: str) -> subprocess.CompletedProcess[str]:
+    """The installed `svcgen new` (the template at HEAD) with stdin closed, as in CI."""
+    return subprocess.run(
+        [str(SVCGEN), "new", *HEAD, *args],
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
+
+
+def test_bad_name_from_a_real_process_without_stdin(tmp_path: Path) -> None:
+    """The issue's own check: exit 2, the rule, nothing created — and no waiting on stdin."""
+    dest = tmp_path / "b"
+    result = new_without_stdin(str(dest), "--data", "project_name=Bad Name!")
     assert result.returncode == 2
     assert "project_name must start with a letter" in result.stderr
     assert entries(tmp_path) == []
@@ -147,14 +151,7 @@ def test_bad_name_from_a_real_process_without_stdin(tmp_path: Path) -> None:
 
 def test_no_terminal_means_defaults_not_waiting(tmp_path: Path) -> None:
     dest = tmp_path / "p"
-    result = subprocess.run(
-        [str(SVCGEN), "new", *HEAD, str(dest), "--framework", "flask"],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = new_without_stdin(str(dest), "--framework", "flask")
     assert result.returncode == 0, result.stderr
     assert "stdin is not a terminal" in result.stderr
     assert answers_of(dest)["framework"] == "flask"

@@ -17,7 +17,7 @@ import pytest
 from svcgen.cli import app
 from typer.testing import CliRunner, Result
 
-from .test_update import Repo, TemplateRepo, copier, heading_in_both, isolated_git_env
+from .repos import Repo, TemplateRepo, copier, heading_in_both, isolated_git_env
 
 # Both tests share one fleet (generated once): keep them on one xdist worker.
 pytestmark = pytest.mark.xdist_group("cli-status")

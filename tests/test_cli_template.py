@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,18 +10,7 @@ from svcgen.cli import app
 from svcgen.template import load_config
 from typer.testing import CliRunner
 
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "t",
-    "GIT_AUTHOR_EMAIL": "t@example.com",
-    "GIT_COMMITTER_NAME": "t",
-    "GIT_COMMITTER_EMAIL": "t@example.com",
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_CONFIG_NOSYSTEM": "1",
-}
-
-
-def git(cwd: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=True)
+from .repos import GIT_IDENTITY, git, tiny_template
 
 
 def write_config(root: Path, default: str) -> None:
@@ -36,15 +23,9 @@ def write_config(root: Path, default: str) -> None:
 @pytest.fixture
 def template(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """v1.0.0 says red, v2.0.0rc1 (a pre-release) says green, HEAD says blue, the tree says pink."""
-    for key, value in GIT_ENV.items():
+    for key, value in GIT_IDENTITY.items():
         monkeypatch.setenv(key, value)
-    root = tmp_path / "template"
-    (root / "files").mkdir(parents=True)
-    (root / "files" / "colour.txt.jinja").write_text("{{ colour }}\n", encoding="utf-8")
-    (root / "files" / "{{_copier_conf.answers_file}}.jinja").write_text(
-        "{{ _copier_answers | to_nice_yaml }}", encoding="utf-8"
-    )
-    git(root, "init", "--quiet", "--initial-branch=main")
+    root = tiny_template(tmp_path / "template", "", {"colour.txt.jinja": "{{ colour }}\n"})
     for default, tag in (("red", "v1.0.0"), ("green", "v2.0.0rc1"), ("blue", None)):
         write_config(root, default)
         git(root, "add", "-A")

@@ -6,7 +6,6 @@ service) is tests/test_update.py's; here: the command's contract, fast.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
@@ -15,16 +14,9 @@ import yaml
 from svcgen.cli import app
 from typer.testing import CliRunner, Result
 
-runner = CliRunner()
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "t",
-    "GIT_AUTHOR_EMAIL": "t@example.com",
-    "GIT_COMMITTER_NAME": "t",
-    "GIT_COMMITTER_EMAIL": "t@example.com",
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_CONFIG_NOSYSTEM": "1",
-}
+from .repos import GIT_IDENTITY, git, tiny_template
 
+runner = CliRunner()
 COPIER_YML = """\
 _subdirectory: files
 project_name: {type: str, help: Name, default: Tiny}
@@ -37,14 +29,8 @@ services: {type: str, help: Services, multiselect: true, choices: [postgres, red
 
 @pytest.fixture(autouse=True)
 def git_identity(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in GIT_ENV.items():
+    for key, value in GIT_IDENTITY.items():
         monkeypatch.setenv(key, value)
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=cwd, capture_output=True, text=True, check=True
-    ).stdout
 
 
 def svcgen(*args: str) -> Result:
@@ -52,19 +38,14 @@ def svcgen(*args: str) -> Result:
 
 
 def make_template(root: Path) -> Path:
-    files = root / "files"
-    files.mkdir(parents=True)
-    (root / "copier.yml").write_text(COPIER_YML, encoding="utf-8")
-    (files / "{{_copier_conf.answers_file}}.jinja").write_text(
-        "{{ _copier_answers | to_nice_yaml }}", encoding="utf-8"
+    tiny_template(
+        root,
+        COPIER_YML,
+        {
+            "README.md.jinja": "# {{ project_name }}\n\nline one\nline two\n",
+            "services.txt.jinja": "{% for s in services %}{{ s }}\n{% endfor %}",
+        },
     )
-    (files / "README.md.jinja").write_text(
-        "# {{ project_name }}\n\nline one\nline two\n", encoding="utf-8"
-    )
-    (files / "services.txt.jinja").write_text(
-        "{% for s in services %}{{ s }}\n{% endfor %}", encoding="utf-8"
-    )
-    git(root, "init", "--quiet", "--initial-branch=main")
     git(root, "add", "-A")
     git(root, "commit", "--quiet", "-m", "v1")
     git(root, "tag", "v1.0.0")

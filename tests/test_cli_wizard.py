@@ -12,7 +12,8 @@ from typing import Any
 import pexpect
 import pytest
 import yaml
-from svcgen.template import questions
+
+from .support import questions
 
 SVCGEN = str(Path(sys.executable).parent / "svcgen")
 DOWN, SPACE, ENTER, CLEAR_LINE, CTRL_C = "\x1b[B", " ", "\r", "\x15", "\x03"

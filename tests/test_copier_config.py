@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from svcgen.template import copier_config, questions
 
-from .support import REPO, generate
+from .support import REPO, copier_config, generate, questions
 
 REQUIRED_KEYS = [
     "project_name",

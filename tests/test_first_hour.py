@@ -29,20 +29,13 @@ from typing import Any
 import pytest
 import yaml
 
+from .repos import GIT_IDENTITY
 from .support import LOCAL_SERVICES, REPO, UV_CACHE, Project, project_env, uv
 from .test_ci_workflows import load_yaml, local_test_job_env, run_steps, workflow_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("first-hour")]
 
 CANONICAL = "https://github.com/svcgen/svcgen.git"
-GIT_IDENTITY = {
-    "GIT_AUTHOR_NAME": "t",
-    "GIT_AUTHOR_EMAIL": "t@example.com",
-    "GIT_COMMITTER_NAME": "t",
-    "GIT_COMMITTER_EMAIL": "t@example.com",
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_CONFIG_NOSYSTEM": "1",
-}
 
 
 @dataclass(frozen=True)

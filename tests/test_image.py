@@ -4,13 +4,17 @@ chart runs it.
 The engine is Podman 5 (Debian 13) that scripts/install-engine.sh provides (`make engine`, run by
 `make test`), with stand-in base images under the Dockerfile's exact FROM names (no registry is
 reachable here; see the script). Each image is built once per session (FastAPI and Flask, with no
-services and with all of them) and its containers get the security settings, command and
-environment of the rendered chart, never restated here; the backing services are this machine's,
-reached on the host network.
+services and with all of them; no layer cache kept, and removed at the end of the session) and
+its containers get the security settings, command and environment of the rendered chart, never
+restated here; the backing services are this machine's, reached on the host network.
+
+`svcgen rehearse --image` runs the same images (the chart pointed at them with --set image.*),
+so it adds no build: one rehearsal per framework with all services, and two broken variants.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import socket
@@ -20,16 +24,22 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import yaml
-from svcgen.engine import Engine, RunSpec, find_engine, run_spec
-from svcgen.kubeenv import ConfigObjects, PodFacts, build_env
+from svcgen.rehearse.engine import Engine, RunSpec, find_engine, run_spec
+from svcgen.rehearse.env import ConfigObjects, PodFacts, build_env
+from svcgen.rehearse.report import Report
+from svcgen.rehearse.run import Options, run_rehearsal
 
 from .conftest import ProjectFactory
 from .support import IN_CI, LOCAL_SERVICES, REPO, SERVICES, Project, combo_id, matrix, tool
+from .test_rehearse import QUICK, _pg_admin, backing_services, edited_copy, failure, isolation
+
+__all__ = ["isolation"]  # a fixture, shared with test_rehearse
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("image")]
 
@@ -50,8 +60,9 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def engine() -> Engine:
-    """The engine, with base images for every Python these tests build on (idempotent)."""
+def engine() -> Iterator[Engine]:
+    """The engine, with base images for every Python these tests build on (idempotent); the
+    images built here are removed at the end."""
     podman = tool("podman")
     pythons = sorted({str(a["python_version"]) for a in COMBOS})
     done = subprocess.run(
@@ -67,7 +78,10 @@ def engine() -> Engine:
         if IN_CI:
             pytest.fail(message)
         pytest.skip(message)
-    return find_engine(podman)
+    found = find_engine(podman)
+    yield found
+    for image in [*(b.image for b in _BUILT.values()), *_EXTRA]:
+        found.remove_image(image)
 
 
 @dataclass
@@ -93,14 +107,19 @@ class Built:
 
 
 _BUILT: dict[str, Built] = {}
+_EXTRA: list[str] = []  # other images built in this session
+
+
+def image_name(key: str) -> str:
+    repository = re.sub(r"[^a-z0-9._-]+", "-", key.lower())
+    return f"localhost/svcgen-test/{repository}:{uuid.uuid4().hex[:8]}"
 
 
 def build(engine: Engine, p: Project) -> Built:
     """The project's image (built once per session: the group runs on one worker) and its chart."""
     key = combo_id(p.answers)
     if key not in _BUILT:
-        repository = re.sub(r"[^a-z0-9._-]+", "-", key.lower())
-        image = f"localhost/svcgen-test/{repository}:{uuid.uuid4().hex[:8]}"
+        image = image_name(key)
         started = time.monotonic()
         engine.build(
             p.path,
@@ -108,6 +127,7 @@ def build(engine: Engine, p: Project) -> Built:
             build_args={"VERSION": "0.1.0-test", "REVISION": "0" * 40, "CREATED": "2026-01-01"},
             pull=False,
             network="host",
+            layers=False,
         )
         seconds = time.monotonic() - started
         chart = next(p.path.glob("charts/*/Chart.yaml")).parent
@@ -168,18 +188,33 @@ class Running:
         return f"http://127.0.0.1:{self.spec.env['PORT']}{path}"
 
 
+def database(project: Project, isolation: dict[str, Any]) -> str:
+    """The URL of the test's own database on this machine's PostgreSQL (made once)."""
+    name = isolation["id"]
+    if "database" not in isolation:
+        _pg_admin(project, f'CREATE DATABASE "{name}"')
+        isolation["cleanup"].append(
+            lambda: _pg_admin(project, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        )
+        base = LOCAL_SERVICES["postgres"]["DATABASE_URL"]
+        isolation["database"] = base.rsplit("/", 1)[0] + "/" + name
+    return str(isolation["database"])
+
+
 @pytest.fixture
-def start(engine: Engine) -> Iterator[Any]:
-    """start(built, kind, suffix) -> Running: one container of a rendered workload."""
+def start(engine: Engine, isolation: dict[str, Any]) -> Iterator[Any]:
+    """start(built, kind, suffix) -> Running: one container of a rendered workload (with
+    PostgreSQL, all of a test's containers share a database of their own)."""
     names: list[str] = []
 
     def make(built: Built, kind: str = "Deployment", suffix: str = "") -> Running:
         pod_spec = built.workload(kind, suffix)
         container = pod_spec["containers"][0]
         name = f"svcgen-test-{uuid.uuid4().hex[:10]}"
-        spec = run_spec(
-            built.image, name, pod_spec, container, local_env(built, pod_spec, container)
-        )
+        env = local_env(built, pod_spec, container)
+        if "postgres" in built.project.answers["services"]:
+            env["DATABASE_URL"] = database(built.project, isolation)
+        spec = run_spec(built.image, name, pod_spec, container, env)
         names.append(name)
         engine.start(spec)
         return Running(engine, spec, float(pod_spec.get("terminationGracePeriodSeconds", 30)))
@@ -216,6 +251,9 @@ def test_image_runs_as_its_pod(built: Built, start: Any) -> None:
     """Chart security settings, health, the image's HEALTHCHECK, draining and a clean exit."""
     engine = find_engine(tool("podman"))
     pod_spec = built.workload("Deployment")
+    if "postgres" in built.project.answers["services"]:  # the pre-install hook, as Helm runs it
+        job = start(built, "Job", "-migrations")
+        assert engine.wait(job.name, timeout=job.grace + 120) == 0, engine.logs(job.name)
     app = start(built)
     context = {**pod_spec["securityContext"], **pod_spec["containers"][0]["securityContext"]}
     assert wait_for(app.url("/health/live"), app).status_code == 200
@@ -326,3 +364,108 @@ def test_image_holds_no_build_tools(built: Built) -> None:
         " ls -A /app",
     ).stdout  # fmt: skip
     assert look.split() == [".venv"], look
+
+
+# --- svcgen rehearse --image: the chart's pods from these images ----------------------------------
+
+
+def image_sets(built: Built, image: str | None = None) -> list[str]:
+    """--set values pointing the chart at the image, on free ports (pods use the host network,
+    where other processes on this machine may hold the chart's 8000)."""
+    repository, tag = (image or built.image).rsplit(":", 1)
+    values = yaml.safe_load(next(built.project.path.glob("charts/*/values.yaml")).read_text())
+    ports = [f"{key}={free_port()}" for key in ("containerPort", "metricsPort") if key in values]
+    return [f"image.repository={repository}", f"image.tag={tag}", *ports]
+
+
+def rehearse_image(path: Path, sets: list[str]) -> tuple[Report, str]:
+    out = io.StringIO()
+    options = Options(
+        path=path, sets=sets, probe_seconds=2, helm=tool("helm"), image=True, engine=tool("podman")
+    )
+    return run_rehearsal(options, out), out.getvalue()
+
+
+def test_rehearse_image_passes_with_all_services(
+    built_full: Built, isolation: dict[str, Any]
+) -> None:
+    """The installed `svcgen rehearse --image`: the migration Job, the web and the worker pods
+    run from the image with the engine, with this machine's services."""
+    generated = built_full.project
+    env, sets = backing_services(generated, isolation)
+    command = [str(Path(sys.executable).with_name("svcgen")), "rehearse", str(generated.path)]
+    command += ["--image", "--engine", tool("podman"), "--probe-seconds", "2"]
+    for item in [*image_sets(built_full), *sets, *QUICK]:
+        command += ["--set", item]
+    command += [f"--env={key}={value}" for key, value in env.items()]
+    path = f"{Path(tool('helm')).parent}:/usr/bin:/bin"
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=600, check=False, env={"PATH": path}
+    )
+    text = done.stdout + done.stderr
+    assert done.returncode == 0, text
+    lines = done.stdout.splitlines()
+    assert lines[-1].startswith("rehearsal PASS"), text
+    rows = [line.split() for line in lines if line.startswith("PASS")]
+    passed = {(row[1].split(":")[0], row[2]) for row in rows}
+    slug = generated.slug
+    assert (f"Job/{slug}-migrations", "job") in passed, text
+    for pod in (f"Deployment/{slug}", f"Deployment/{slug}-worker"):
+        assert (pod, "start") in passed, text
+        assert (pod, "SIGTERM") in passed, text
+    for action in ("startup", "liveness", "readiness", "preStop"):
+        assert (f"Deployment/{slug}", action) in passed, text
+    started = [line for line in lines if " start " in line]
+    assert len(started) == 2, text
+    assert all(f"podman container svcgen-rehearse-{slug}" in line for line in started), text
+    assert f"PASS  image/{built_full.image}" in done.stdout, text
+    print(done.stdout)
+
+
+#: The broken variants rehearse one image (Flask, no services): what fails is framework-neutral.
+BROKEN = next(a for a in BARE if a["framework"] == "flask")
+
+
+@pytest.fixture
+def built_broken(engine: Engine, project: ProjectFactory) -> Built:
+    return build(engine, project(BROKEN))
+
+
+def test_rehearse_image_fails_on_a_wrong_readiness_path(
+    built_broken: Built, tmp_path: Path
+) -> None:
+    generated = built_broken.project
+    copy = edited_copy(
+        generated,
+        tmp_path / generated.slug,
+        {
+            f"charts/{generated.slug}/templates/deployment.yaml": (
+                "path: /health/ready",
+                "path: /health/readyz",
+            )
+        },
+    )
+    report, text = rehearse_image(copy, [*image_sets(built_broken), *QUICK])
+    assert "/health/readyz -> 404" in failure(report, "readiness", text), text
+
+
+def test_rehearse_image_fails_when_the_image_user_cannot_write(
+    built_broken: Built, engine: Engine, tmp_path: Path
+) -> None:
+    """The image's entry point appends to a file in its workdir (owned by root, on the read-only
+    root filesystem): the app exits at start, and the report names the file and the error."""
+    config = engine.image_config(built_broken.image)["Config"]
+    writes = [*config["Entrypoint"][:3], "sh", "-c", 'exec "$@" 2>>server.log', "sh"]
+    (tmp_path / "Containerfile").write_text(
+        f"FROM {built_broken.image}\n"
+        f"ENTRYPOINT {json.dumps(writes + config['Entrypoint'][3:])}\n"
+        f"CMD {json.dumps(config['Cmd'])}\n"
+    )
+    image = image_name("writes-server-log")
+    _EXTRA.append(image)
+    engine.build(tmp_path, image, pull=False, layers=False)
+    report, text = rehearse_image(
+        built_broken.project.path, [*image_sets(built_broken, image), *QUICK]
+    )
+    detail = failure(report, "startup", text)
+    assert "server.log: Read-only file system" in detail, text

@@ -11,89 +11,30 @@ after another while the other worker runs the rest of the suite.
 
 from __future__ import annotations
 
-import base64
 import io
 import shutil
-import socket
 import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from svcgen.dockerfile import Image, effective_command, parse_dockerfile
-from svcgen.kubeenv import ConfigObjects, EnvError, PodFacts, build_env, expand
-from svcgen.probes import Handler, PortError
-from svcgen.rehearse import ImageStandIn, Options, Report, run_rehearsal
-from svcgen.sandbox import SandboxSpec, bwrap_argv
+from svcgen.dockerfile import parse_dockerfile
+from svcgen.rehearse.report import Report
+from svcgen.rehearse.run import Options, run_rehearsal
+from svcgen.rehearse.standin import ImageStandIn
 
 from .conftest import ProjectFactory
 from .support import LOCAL_SERVICES, Project, combo_id, matrix, tool
+from .test_dockerfile import DOCKERFILE
 
 REHEARSAL = [pytest.mark.e2e, pytest.mark.xdist_group("rehearse-port")]
 PROBE_SECONDS = 2.0
 
-# --- unit: the Dockerfile and Kubernetes' command/args ------------------------------------------
-
-DOCKERFILE = """\
-# syntax=docker/dockerfile:1
-ARG PY=3.12
-FROM python:${PY}-slim AS builder
-ENV UV_PROJECT_ENVIRONMENT=/app/.venv
-WORKDIR /app
-CMD ["never", "used"]
-
-FROM python:${PY}-slim AS runtime
-ARG VERSION=1.0
-ENV PYTHONUNBUFFERED=1 \\
-    VIRTUAL_ENV=/app/.venv \\
-    PATH=/app/.venv/bin:$PATH \\
-    APP_VERSION=${VERSION}
-WORKDIR /app
-COPY --from=builder /app/.venv /app/.venv
-USER 10001:10002
-ENTRYPOINT ["python", "-m", "svc"]
-CMD ["serve"]
-"""
-
-
-def test_dockerfile_final_stage(tmp_path: Path) -> None:
-    (tmp_path / "Dockerfile").write_text(DOCKERFILE)
-    image = parse_dockerfile(tmp_path / "Dockerfile")
-    assert image.entrypoint == ["python", "-m", "svc"]
-    assert image.cmd == ["serve"]
-    assert image.env["PATH"].startswith("/app/.venv/bin:/usr/local/sbin:")
-    assert image.env["APP_VERSION"] == "1.0"
-    assert "UV_PROJECT_ENVIRONMENT" not in image.env  # builder stage only
-    assert (image.workdir, image.uid, image.gid) == ("/app", 10001, 10002)
-    assert image.copies == ["/app/.venv"]
-
-
-def test_dockerfile_shell_form_and_entrypoint_resets_inherited_cmd(tmp_path: Path) -> None:
-    (tmp_path / "Dockerfile").write_text(
-        'FROM python:3.12 AS base\nCMD ["base"]\nFROM base\nENTRYPOINT exec gunicorn app\n'
-    )
-    image = parse_dockerfile(tmp_path / "Dockerfile")
-    assert image.entrypoint == ["/bin/sh", "-c", "exec gunicorn app"]
-    assert image.cmd == []
-
-
-@pytest.mark.parametrize(
-    ("command", "args", "expected"),
-    [
-        (None, None, ["python", "-m", "svc", "serve"]),
-        (None, ["migrate"], ["python", "-m", "svc", "migrate"]),
-        (["python", "-m", "svc.worker"], None, ["python", "-m", "svc.worker"]),
-        (["sh", "-c"], ["echo hi"], ["sh", "-c", "echo hi"]),
-    ],
-)
-def test_kubernetes_command_and_args_semantics(
-    command: list[str] | None, args: list[str] | None, expected: list[str]
-) -> None:
-    image = Image(entrypoint=["python", "-m", "svc"], cmd=["serve"])
-    assert effective_command(image, command, args) == expected
+# --- unit: the image stand-in and the report -----------------------------------------------------
 
 
 def test_image_paths_map_to_the_project(tmp_path: Path) -> None:
@@ -103,7 +44,7 @@ def test_image_paths_map_to_the_project(tmp_path: Path) -> None:
     stand_in = ImageStandIn(tmp_path, parse_dockerfile(tmp_path / "Dockerfile"))
     assert stand_in.map_value("/app/.venv/bin:/usr/bin") == f"{tmp_path}/.venv/bin:/usr/bin"
     assert stand_in.map_value("postgresql://u:p@db/app") == "postgresql://u:p@db/app"
-    assert stand_in.map_argv(["/usr/local/bin/python3.12", "-m", "svc"], "")[0] == str(
+    assert stand_in.map_argv(["/usr/local/bin/python3.12", "-m", "svc"])[0] == str(
         tmp_path / ".venv" / "bin" / "python"
     )
     # The workdir shows what the image holds there: the venv and the package, not .env & co.
@@ -111,129 +52,6 @@ def test_image_paths_map_to_the_project(tmp_path: Path) -> None:
         str(tmp_path),
         [str(tmp_path / ".venv"), str(tmp_path / "src")],
     )
-
-
-# --- unit: the environment, as the kubelet builds it ---------------------------------------------
-
-OBJECTS = [
-    {"kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"PORT": "8000", "HOST": "0.0.0.0"}},
-    {
-        "kind": "Secret",
-        "metadata": {"name": "sec"},
-        "data": {"TOKEN": base64.b64encode(b"s3cret").decode(), "OLD": "b2xk"},
-        "stringData": {"OLD": "new"},
-    },
-]
-
-
-def env_of(container: dict[str, Any]) -> dict[str, str]:
-    objects = ConfigObjects.from_manifests(OBJECTS, "apps")
-    return build_env(container, objects, PodFacts(name="web-0", namespace="apps")).values
-
-
-def test_env_from_values_refs_and_expansion() -> None:
-    env = env_of(
-        {
-            "envFrom": [
-                {"configMapRef": {"name": "cfg"}},
-                {"secretRef": {"name": "sec"}, "prefix": "S_"},
-            ],
-            "env": [
-                {"name": "PORT", "value": "9000"},  # env wins over envFrom
-                {"name": "URL", "value": "http://$(HOST):$(PORT)/$(NOPE)$$(HOST)"},
-                {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "sec", "key": "TOKEN"}}},
-                {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-                {"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-                {
-                    "name": "GONE",
-                    "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "X", "optional": True}},
-                },
-            ],
-        }
-    )
-    assert env["PORT"] == "9000"
-    assert env["URL"] == "http://0.0.0.0:9000/$(NOPE)$(HOST)"
-    assert env["TOKEN"] == "s3cret"  # base64-decoded
-    assert env["S_OLD"] == "new"  # stringData wins over data
-    assert (env["POD"], env["NS"]) == ("web-0", "apps")
-    assert "GONE" not in env
-
-
-def test_resource_field_ref_rounds_up() -> None:
-    env = env_of(
-        {
-            "resources": {"limits": {"cpu": "1500m", "memory": "512Mi"}},
-            "env": [
-                {"name": "CPUS", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu"}}},
-                {
-                    "name": "MEM_MI",
-                    "valueFrom": {
-                        "resourceFieldRef": {"resource": "limits.memory", "divisor": "1Mi"}
-                    },
-                },
-            ],
-        }
-    )
-    assert (env["CPUS"], env["MEM_MI"]) == ("2", "512")
-
-
-@pytest.mark.parametrize(
-    ("entry", "message"),
-    [
-        (
-            {"name": "T", "valueFrom": {"secretKeyRef": {"name": "sec", "key": "token"}}},
-            "couldn't find key token in Secret apps/sec",
-        ),
-        (
-            {"name": "T", "valueFrom": {"secretKeyRef": {"name": "nope", "key": "T"}}},
-            'secret "nope" not found',
-        ),
-        (
-            {"name": "P", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "port"}}},
-            "couldn't find key port in ConfigMap apps/cfg",
-        ),
-    ],
-)
-def test_missing_keys_are_errors_as_in_kubernetes(entry: dict[str, Any], message: str) -> None:
-    with pytest.raises(EnvError, match=message):
-        env_of({"env": [entry]})
-
-
-def test_missing_envfrom_source_is_an_error_unless_optional() -> None:
-    with pytest.raises(EnvError, match='configmap "other" not found'):
-        env_of({"envFrom": [{"configMapRef": {"name": "other"}}]})
-    assert env_of({"envFrom": [{"configMapRef": {"name": "other", "optional": True}}]}) == {}
-
-
-def test_expand_leaves_unknown_and_unterminated_references() -> None:
-    assert expand("$(A)-$(B)-$$-$(A", {"A": "a"}) == "a-$(B)-$-$(A"
-
-
-# --- unit: the sandbox ---------------------------------------------------------------------------
-
-
-def test_bwrap_mounts_emptydirs_and_keeps_the_project_visible(tmp_path: Path) -> None:
-    spec = SandboxSpec(
-        argv=["python", "-m", "svc"],
-        env={"PATH": "/usr/bin"},
-        cwd=str(tmp_path),
-        uid=10001,
-        gid=10001,
-        tmpfs={"/tmp": 64 * 2**20},
-        workdir=str(tmp_path),
-        image_paths=[str(tmp_path / ".venv")],
-        keep=[str(tmp_path / ".venv")],
-    )
-    argv = bwrap_argv(spec, "bwrap", 3)
-    joined = " ".join(argv)
-    assert "--uid 10001 --gid 10001" in joined
-    assert "--cap-drop ALL" in joined
-    assert f"--size {64 * 2**20} --tmpfs /tmp" in joined
-    # /tmp first, then the workdir tmpfs, then the venv bound into it; read-only at the end
-    order = [argv.index("/tmp"), argv.index(str(tmp_path)), argv.index(str(tmp_path / ".venv"))]
-    assert order == sorted(order)
-    assert argv[argv.index("--remount-ro") + 1] == str(tmp_path)
-    assert argv[-3:] == ["python", "-m", "svc"]
 
 
 def test_report_fails_on_any_failed_step() -> None:
@@ -404,82 +222,87 @@ def broken(project: ProjectFactory, isolation: dict[str, Any], tmp_path: Path) -
     return run
 
 
-@pytest.mark.e2e
-@pytest.mark.xdist_group("rehearse-port")
-def test_probe_path_the_app_does_not_serve(broken: Any) -> None:
-    report, text = broken(
-        {"CHART/templates/deployment.yaml": ("path: /health/live", "path: /healthz")}
-    )
-    detail = failure(report, "liveness", text)
-    assert "/healthz -> 404" in detail, text
+@dataclass(frozen=True)
+class Seam:
+    """A broken variant: `edits` (file -> (old, new)) make `action` fail with each of `expect`."""
+
+    id: str
+    edits: dict[str, tuple[str, str]]
+    action: str
+    expect: tuple[str, ...]
+    sets: tuple[str, ...] = ()
+    #: the kubelet goes on with SIGTERM after a failed preStop hook: the app still stops cleanly
+    stops_cleanly: bool = False
 
 
-@pytest.mark.e2e
-@pytest.mark.xdist_group("rehearse-port")
-def test_container_port_differs_from_the_app_port(broken: Any) -> None:
-    report, text = broken(
+SEAMS = [
+    Seam(
+        "probe-path-the-app-does-not-serve",
+        {"CHART/templates/deployment.yaml": ("path: /health/live", "path: /healthz")},
+        "liveness",
+        ("/healthz -> 404",),
+    ),
+    Seam(
+        "container-port-differs-from-the-app-port",
         {
             "CHART/templates/deployment.yaml": (
                 "containerPort: {{ .Values.containerPort }}",
                 "containerPort: 8081",
             )
         },
-        ["probes.startup.failureThreshold=8"],  # 16 s: the app is up (on 8000) by then,
-    )
-    detail = failure(report, "startup", text)
-    assert "connection refused" in detail, text
-    assert "the container listens on 8000, 9464, not on 8081" in detail, text
-
-
-@pytest.mark.e2e
-@pytest.mark.xdist_group("rehearse-port")
-def test_secret_key_ref_to_a_missing_key(broken: Any) -> None:
-    report, text = broken(
+        "startup",
+        ("connection refused", "the container listens on 8000, 9464, not on 8081"),
+        sets=("probes.startup.failureThreshold=8",),  # 16 s: the app is up (on 8000) by then
+    ),
+    Seam(
+        "secret-key-ref-to-a-missing-key",
         {
             "CHART/templates/secret.yaml": (
                 "{{ $name }}: {{ $value | b64enc | quote }}",
                 "{{ $name | lower }}: {{ $value | b64enc | quote }}",
             )
-        }
-    )
-    detail = failure(report, "env", text)
-    assert "couldn't find key REDIS_URL in Secret default/" in detail, text
-    assert "redis_url" in detail, text  # what the Secret does hold
-
-
-@pytest.mark.e2e
-@pytest.mark.xdist_group("rehearse-port")
-def test_write_outside_tmp_with_a_read_only_root(broken: Any) -> None:
-    # e.g. an entry point that keeps its own log file next to the app
-    report, text = broken(
+        },
+        "env",
+        # ... and what the Secret does hold
+        ("couldn't find key REDIS_URL in Secret default/", "redis_url"),
+    ),
+    Seam(  # e.g. an entry point that keeps its own log file next to the app
+        "write-outside-tmp-with-a-read-only-root",
         {
             "Dockerfile": (
                 'ENTRYPOINT ["dumb-init", "--single-child", "--", "python", "-m", ',
                 'ENTRYPOINT ["dumb-init", "--single-child", "--", '
                 '"sh", "-c", "exec python -m \\"$0\\" \\"$@\\" 2>>server.log", ',
             )
-        }
-    )
-    detail = failure(report, "startup", text)
-    assert "server.log: Read-only file system" in detail, text
-
-
-@pytest.mark.e2e
-@pytest.mark.xdist_group("rehearse-port")
-def test_pre_stop_command_missing_from_the_image(broken: Any) -> None:
-    report, text = broken(
+        },
+        "startup",
+        ("server.log: Read-only file system",),
+    ),
+    Seam(
+        "pre-stop-command-missing-from-the-image",
         {
             "CHART/templates/deployment.yaml": (
                 'command: ["sleep", ',
                 'command: ["sleep-until-drained", ',
             )
-        }
-    )
-    detail = failure(report, "preStop", text)
-    assert "sleep-until-drained" in detail, text
-    assert "No such file or directory" in detail, text
-    # the kubelet goes on with SIGTERM after a failed hook: the app still stops cleanly
-    assert any(s.action == "SIGTERM" and s.ok for s in report.steps), text
+        },
+        "preStop",
+        ("sleep-until-drained", "No such file or directory"),
+        stops_cleanly=True,
+    ),
+]
+
+
+@pytest.mark.parametrize("seam", SEAMS, ids=lambda seam: seam.id)
+@pytest.mark.e2e
+@pytest.mark.xdist_group("rehearse-port")
+def test_each_seam_fails_its_step_naming_the_cause(broken: Any, seam: Seam) -> None:
+    report, text = broken(seam.edits, list(seam.sets))
+    detail = failure(report, seam.action, text)
+    for expected in seam.expect:
+        assert expected in detail, text
+    if seam.stops_cleanly:
+        assert any(s.action == "SIGTERM" and s.ok for s in report.steps), text
 
 
 def rehearse_cli(
@@ -567,20 +390,3 @@ def test_secrets_the_chart_does_not_render_come_from_env_files(
         assert refused.returncode == 2, refused.stdout + refused.stderr
         assert "rehearsal" not in refused.stdout, "nothing ran"
     assert "bad.env:1: expected KEY=VALUE" in run("--env-file", str(bad)).stderr
-
-
-def test_probe_ports_resolve_by_name_and_unknown_names_fail() -> None:
-    handler = Handler({"httpGet": {"path": "/health/live", "port": "http"}}, {"http": 8000})
-    assert (handler.port, handler.describe()) == (8000, "GET :http=8000/health/live")
-    with pytest.raises(PortError, match="'web' is not a named port of the container"):
-        Handler({"tcpSocket": {"port": "web"}}, {"http": 8000})
-
-
-def test_http_probe_counts_2xx_and_3xx_as_success_and_names_refusals() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # bound, not listening: connections are refused
-        attempt = Handler({"httpGet": {"port": port}}, {}).run(1, container=None)  # type: ignore[arg-type]
-    assert not attempt.ok
-    assert attempt.refused
-    assert f"127.0.0.1:{port}/: connection refused" in attempt.detail

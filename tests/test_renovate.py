@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from .conftest import ProjectFactory
+from .repos import Repo, TemplateRepo, copier, isolated_git_env
 from .support import REPO, matrix, tool
-from .test_update import Repo, TemplateRepo, copier, isolated_git_env
 
 CANARY = '{"enabledManagers": ["copierr"], "ignoreScripts": "no"}\n'
 

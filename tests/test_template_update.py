@@ -28,9 +28,7 @@ import pytest
 import yaml
 
 from .conftest import ProjectFactory
-from .support import matrix
-from .test_ci_workflows import PINNED, load_yaml
-from .test_update import (
+from .repos import (
     Repo,
     TemplateRepo,
     answers,
@@ -40,6 +38,8 @@ from .test_update import (
     isolated_git_env,
     run,
 )
+from .support import matrix
+from .test_ci_workflows import PINNED, load_yaml
 
 WORKFLOW = ".github/workflows/template-update.yml"
 SCRIPT = ".github/scripts/template_update.py"

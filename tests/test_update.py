@@ -9,11 +9,7 @@ releases a v2.0.0 of the template and updates.
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
-import shutil
-import subprocess
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,174 +17,23 @@ from pathlib import Path
 import pytest
 import yaml
 
+from .repos import (
+    COPIER,
+    Repo,
+    TemplateRepo,
+    added_lines,
+    answers,
+    conflict_blocks,
+    copier,
+    heading_in_both,
+    isolated_git_env,
+    keep_our_side,
+    lost_lines,
+    run,
+    svcgen_update,
+    unmerged_paths,
+)
 from .support import REPO, project_env
-
-COPIER = (sys.executable, "-m", "copier")
-BEFORE, SEP, AFTER = "<<<<<<< before updating", "=======", ">>>>>>> after updating"
-
-
-# --- throwaway repositories ----------------------------------------------------
-
-
-def isolated_git_env(home: Path) -> dict[str, str]:
-    """An environment whose git has an identity and ignores the machine's git config."""
-    config = home / "gitconfig"
-    config.write_text(
-        "[user]\n\tname = Update Test\n\temail = update-test@example.com\n"
-        "[init]\n\tdefaultBranch = main\n"
-        "[advice]\n\tdetachedHead = false\n",
-        encoding="utf-8",
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    env.update(GIT_CONFIG_GLOBAL=str(config), GIT_CONFIG_NOSYSTEM="1")
-    return env
-
-
-def run(
-    *args: str, cwd: Path, env: Mapping[str, str], check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        args, cwd=cwd, env=dict(env), capture_output=True, text=True, timeout=600, check=False
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(args)} exited {result.returncode} in {cwd}\n"
-            f"--- stdout ---\n{result.stdout[-6000:]}\n--- stderr ---\n{result.stderr[-6000:]}"
-        )
-    return result
-
-
-@dataclass
-class Repo:
-    """A git working tree with small editing helpers that fail loudly when text moved."""
-
-    path: Path
-    env: dict[str, str]
-
-    def git(self, *args: str) -> str:
-        return run("git", *args, cwd=self.path, env=self.env).stdout
-
-    def read(self, rel: str) -> str:
-        return (self.path / rel).read_text(encoding="utf-8")
-
-    def write(self, rel: str, text: str) -> None:
-        target = self.path / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
-
-    def append(self, rel: str, text: str) -> None:
-        self.write(rel, self.read(rel) + text)
-
-    def replace_line(self, rel: str, old: str, new: str) -> None:
-        lines = self.read(rel).splitlines(keepends=True)
-        hits = [i for i, line in enumerate(lines) if line.rstrip("\n") == old]
-        assert len(hits) == 1, f"{rel}: expected one line {old!r}, found {len(hits)}"
-        lines[hits[0]] = new + "\n"
-        self.write(rel, "".join(lines))
-
-    def commit(self, message: str) -> str:
-        self.git("add", "--all")
-        self.git("commit", "--quiet", "--no-verify", "-m", message)
-        return self.git("rev-parse", "HEAD").strip()
-
-
-@dataclass
-class TemplateRepo(Repo):
-    """A throwaway copy of this template under git, released with PEP 440 tags."""
-
-    @classmethod
-    def create(cls, path: Path, env: dict[str, str]) -> TemplateRepo:
-        path.mkdir(parents=True)
-        shutil.copy2(REPO / "copier.yml", path / "copier.yml")
-        ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", ".ruff_cache")
-        for folder in ("template", "hooks"):
-            shutil.copytree(REPO / folder, path / folder, ignore=ignore)
-        repo = cls(path, env)
-        repo.git("init", "--quiet")
-        repo.release("v1.0.0")
-        return repo
-
-    def release(self, tag: str) -> None:
-        self.commit(f"template {tag}")
-        self.git("tag", tag)
-
-    def source(self, generated: str) -> str:
-        """The template file that renders `generated`, with or without `.jinja`."""
-        for candidate in (f"template/{generated}.jinja", f"template/{generated}"):
-            if (self.path / candidate).is_file():
-                return candidate
-        raise AssertionError(f"no template file renders {generated}")
-
-    def copier_yml(self) -> dict[str, object]:
-        loaded = yaml.safe_load(self.read("copier.yml"))
-        assert isinstance(loaded, dict)
-        return loaded
-
-
-def copier(*args: str, cwd: Path, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
-    return run(*COPIER, *args, cwd=cwd, env=env)
-
-
-def answers(project: Repo) -> dict[str, object]:
-    loaded = yaml.safe_load(project.read(".copier-answers.yml"))
-    assert isinstance(loaded, dict)
-    return loaded
-
-
-def added_lines(repo: Repo, base: str, head: str) -> dict[str, list[str]]:
-    """The lines `head` adds over `base`, file by file (what the user wrote)."""
-    diff = repo.git("diff", "--unified=0", "--no-renames", base, head)
-    lines: dict[str, list[str]] = {}
-    current = ""
-    for line in diff.splitlines():
-        if line.startswith("+++ "):
-            current = line[len("+++ b/") :]
-        elif line.startswith("+") and current:
-            lines.setdefault(current, []).append(line[1:])
-    return lines
-
-
-def lost_lines(repo: Repo, wanted: Mapping[str, list[str]]) -> dict[str, list[str]]:
-    """Of `wanted`, the lines no longer in the working tree (order kept, duplicates counted)."""
-    lost: dict[str, list[str]] = {}
-    for rel, lines in wanted.items():
-        target = repo.path / rel
-        present = target.read_text(encoding="utf-8").splitlines() if target.exists() else []
-        remaining = list(present)
-        for line in lines:
-            if line in remaining:
-                remaining.remove(line)
-            else:
-                lost.setdefault(rel, []).append(line)
-    return lost
-
-
-def conflict_blocks(text: str) -> list[tuple[list[str], list[str]]]:
-    """(ours, theirs) for every inline conflict in `text`; fails on malformed markers."""
-    blocks = []
-    lines = iter(text.splitlines())
-    for line in lines:
-        if line != BEFORE:
-            assert not line.startswith(("<<<<<<<", ">>>>>>>")), f"stray marker {line!r}"
-            continue
-        ours, theirs = [], []
-        for inner in lines:
-            if inner == SEP:
-                break
-            ours.append(inner)
-        for inner in lines:
-            if inner == AFTER:
-                break
-            theirs.append(inner)
-        else:
-            raise AssertionError("conflict block without its closing marker")
-        blocks.append((ours, theirs))
-    return blocks
-
-
-def unmerged_paths(repo: Repo) -> list[str]:
-    return sorted(repo.git("diff", "--name-only", "--diff-filter=U").split())
-
 
 # --- the scenario: v1, a generated project, user edits, v2 --------------------
 
@@ -208,15 +53,6 @@ class Scenario:
     @property
     def user_lines(self) -> dict[str, list[str]]:
         return added_lines(self.project, self.generated, self.edited)
-
-
-def heading_in_both(template_text: str, generated_text: str) -> str:
-    """A '## ' heading written verbatim in the template and present in the generated file."""
-    generated = set(generated_text.splitlines())
-    for line in template_text.splitlines():
-        if line.startswith("## ") and "{" not in line and line in generated:
-            return line
-    raise AssertionError("no plain '## ' heading shared by README.md.jinja and README.md")
 
 
 def values_file(project: Repo, slug: str) -> str:
@@ -376,16 +212,6 @@ def check_update(s: Scenario, conflict: str = "inline") -> dict[str, int]:
         if rel != s.conflict_file:
             assert not conflict_blocks(project.read(rel)), f"unexpected conflict in {rel}"
     return {"user_lines": sum(map(len, wanted.values())), "files": len(wanted)}
-
-
-def svcgen_update(
-    project: Repo, *, data: Mapping[str, str] | None = None, conflict: str = "inline"
-) -> subprocess.CompletedProcess[str]:
-    svcgen = Path(sys.executable).parent / "svcgen"
-    assert svcgen.is_file(), f"{svcgen} missing: install the repo (`make install`)"
-    data_args = [arg for k, v in (data or {}).items() for arg in ("--data", f"{k}={v}")]
-    args = ["update", str(project.path), "--defaults", "--conflict", conflict, *data_args]
-    return run(str(svcgen), *args, cwd=project.path, env=project.env)
 
 
 # --- tests -----------------------------------------------------------------------
@@ -576,23 +402,6 @@ def test_migrate_rename_answer_is_idempotent(tmp_path: Path) -> None:
     )
     rename_answer(answers_file, "port", "http_port")  # already migrated: nothing happens
     assert yaml.safe_load(answers_file.read_text("utf-8"))["http_port"] == 9000
-
-
-def keep_our_side(text: str) -> str:
-    """Resolve every inline conflict the way a team keeping its own line would."""
-    out: list[str] = []
-    side = None
-    for line in text.splitlines(keepends=True):
-        marker = line.rstrip("\n")
-        if marker == BEFORE:
-            side = "ours"
-        elif marker == SEP and side == "ours":
-            side = "theirs"
-        elif marker == AFTER and side == "theirs":
-            side = None
-        elif side != "theirs":
-            out.append(line)
-    return "".join(out)
 
 
 @pytest.mark.e2e

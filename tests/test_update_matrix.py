@@ -27,8 +27,7 @@ from typing import Any
 
 import pytest
 
-from .support import REPO, combo_id, project_env, service_env
-from .test_update import (
+from .repos import (
     Repo,
     TemplateRepo,
     added_lines,
@@ -40,6 +39,7 @@ from .test_update import (
     run,
     unmerged_paths,
 )
+from .support import REPO, combo_id, project_env, service_env
 
 PREVIOUS = "0fec6b49a028bccdcb30d02308aa46ad5b846118"
 COMBOS: list[dict[str, Any]] = [

@@ -9,14 +9,12 @@ and the way the message gives to rename by hand keeps every edit through later u
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from .test_update import (
+from .repos import (
     COPIER,
     Repo,
     TemplateRepo,
@@ -87,7 +85,7 @@ def test_a_rename_on_update_is_refused_and_changes_nothing(
         args = ("update", "--trust", "--defaults", "--data", f"{key}={value}")
         result = run(*COPIER, *args, cwd=project.path, env=project.env, check=False)
     else:
-        result = svcgen_update_unchecked(project, {key: value})
+        result = svcgen_update(project, data={key: value}, check=False)
     message = " ".join((result.stdout + result.stderr).split())
     assert result.returncode != 0, message
     assert f"{key} '{answers(project)[key]}'" in message, message
@@ -100,17 +98,6 @@ def test_a_rename_on_update_is_refused_and_changes_nothing(
     assert snapshot(project) == before
     assert TEAM_REPLICAS in project.read(f"charts/{renaming.slug}/values.yaml").splitlines()
     assert answers(project)["_commit"] == "v1.0.0"
-
-
-def svcgen_update_unchecked(
-    project: Repo, data: dict[str, str]
-) -> subprocess.CompletedProcess[str]:
-    svcgen = Path(sys.executable).parent / "svcgen"
-    args = [arg for k, v in data.items() for arg in ("--data", f"{k}={v}")]
-    return run(
-        str(svcgen), "update", str(project.path), "--defaults", *args,
-        cwd=project.path, env=project.env, check=False,
-    )  # fmt: skip
 
 
 def test_an_update_that_keeps_the_names_still_runs(renaming: Renaming, tmp_path: Path) -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 import pexpect
 import pyte
 import pytest
-from svcgen.template import questions
 
+from .support import questions
 from .test_cli_wizard import CTRL_C, DOWN, SPACE, SVCGEN, drive
 
 COLUMNS, LINES = 80, 24

@@ -1,7 +1,7 @@
 """The `svcgen` command: one typer app; each product registers its command from its package.
 
 new, options: svcgen/new/command.py · update, status: svcgen/update/command.py ·
-check: svcgen/check/command.py · rehearse: svcgen/rehearse.py
+check: svcgen/check/command.py · rehearse: svcgen/rehearse/command.py
 """
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ from typing import Annotated
 
 import typer
 
-from . import __version__, distribution, rehearse
+from . import __version__, distribution
 from .check.command import check
 from .new.command import new, options
+from .rehearse.command import rehearse
 from .update.command import status, update
 
 app = typer.Typer(
@@ -48,5 +49,5 @@ def main(
 
 
 # In the order `svcgen --help` lists them.
-for command in (new, update, status, check, options, rehearse.rehearse):
+for command in (new, update, status, check, options, rehearse):
     app.command()(command)

@@ -1,9 +1,17 @@
-"""copier.yml's questions as objects: render defaults, validate, resolve answers.
+"""What svcgen must understand of copier.yml itself: its questions, asked before Copier runs.
 
-Everything a question says (help, choices, multiselect, default, validator, `when`,
-`ask`) is read from copier.yml at run time and rendered with a Jinja environment
-configured the way Copier configures its own (same filters, same `_envops`), so the
-wizard and `copier copy` agree on every default and every rule.
+Copier's public API (`run_copy`, `run_update`, `run_recopy`) renders a project from answers
+and asks what is missing on its own prompt; it has no call that lists a question's choices,
+types a `--data` value, checks a validator or counts what a wizard will ask. svcgen needs
+those before rendering (the wizard, `svcgen options`, `--data` errors that exit 2 with the
+rule), so this module reads each question (help, choices, multiselect, default, validator,
+`when`, `ask`) from copier.yml at run time and renders it with a Jinja environment set up
+the way Copier sets up its own (same extensions, same `_envops`). Everything else goes
+through the API: new/render.py (`run_copy`) and update/run.py (`run_update`) hand Copier the
+answers, and Copier validates and derives them again. tests/test_cli.py keeps the two in
+step (every question, default and rule against Copier's own answers).
+
+Where to add a question: copier.yml only; nothing here names one.
 """
 
 from __future__ import annotations
@@ -110,7 +118,6 @@ class Question:
     when: Any = True
     ask: Any = True
     secret: bool = False
-    placeholder: str = ""
 
     @classmethod
     def from_config(cls, name: str, spec: Any) -> Question:
@@ -135,7 +142,6 @@ class Question:
             when=spec.get("when", True),
             ask=spec.get("ask", True),
             secret=bool(spec.get("secret", False)),
-            placeholder=str(spec.get("placeholder") or ""),
         )
 
 

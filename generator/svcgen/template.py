@@ -1,11 +1,13 @@
-"""Where the Copier template lives and what its copier.yml says."""
+"""Which template svcgen generates from, its copier.yml at the ref Copier renders, its releases.
+
+The copier.yml is read here; what its questions mean is questionnaire.py's.
+"""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import tempfile
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -26,21 +28,6 @@ def template_source() -> str:
     return os.environ.get("SVCGEN_TEMPLATE", str(TEMPLATE_ROOT))
 
 
-@cache
-def copier_config(root: Path = TEMPLATE_ROOT) -> dict[str, Any]:
-    """copier.yml as a mapping, settings (`_`-prefixed) included."""
-    with (root / "copier.yml").open(encoding="utf-8") as handle:
-        data = yaml.safe_load(handle)
-    if not isinstance(data, dict):
-        raise ValueError(f"{root / 'copier.yml'} is not a mapping")
-    return data
-
-
-def questions(root: Path = TEMPLATE_ROOT) -> dict[str, dict[str, Any]]:
-    """The questions of copier.yml, in order, without the `_` settings."""
-    return {k: v for k, v in copier_config(root).items() if not k.startswith("_")}
-
-
 def _git(*args: str, cwd: Path | None = None) -> str:
     result = subprocess.run(
         ["git", *args], cwd=cwd, capture_output=True, text=True, check=True, timeout=120
@@ -48,13 +35,26 @@ def _git(*args: str, cwd: Path | None = None) -> str:
     return result.stdout
 
 
-def _latest_tag(url: str) -> str | None:
-    """The newest PEP 440 release tag, the ref `copier copy` uses when none is given."""
+def git_url(source: str) -> str:
+    """A template source as git understands it (Copier also takes gh:, gl: and git+ forms)."""
+    for alias, host in (("gh:", "https://github.com/"), ("gl:", "https://gitlab.com/")):
+        if source.startswith(alias):
+            return host + source.removeprefix(alias).lstrip("/")
+    return source.removeprefix("git+")
+
+
+def newest_release(source: str) -> str | None:
+    """The newest final PEP 440 tag of a git template: the ref `copier copy` and
+    `copier update` take when none is given. OSError when its tags cannot be listed."""
     try:
-        listing = _git("ls-remote", "--tags", "--refs", "--", url)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    versions = []
+        listing = _git("ls-remote", "--tags", "--refs", "--", git_url(source))
+    except subprocess.CalledProcessError as error:
+        raise OSError(
+            f"cannot list the template's tags ({source}): {error.stderr.strip()}"
+        ) from None
+    except subprocess.SubprocessError as error:
+        raise OSError(f"cannot list the template's tags ({source}): {error}") from None
+    releases = []
     for line in listing.splitlines():
         tag = line.partition("\t")[2].removeprefix("refs/tags/")
         try:
@@ -62,8 +62,16 @@ def _latest_tag(url: str) -> str | None:
         except InvalidVersion:
             continue
         if not version.is_prerelease:
-            versions.append((version, tag))
-    return max(versions)[1] if versions else None
+            releases.append((version, tag))
+    return max(releases)[1] if releases else None
+
+
+def _latest_tag(source: str) -> str | None:
+    """`newest_release`, or None when the tags cannot be listed (Copier then renders HEAD)."""
+    try:
+        return newest_release(source)
+    except OSError:
+        return None
 
 
 def _is_git_root(path: Path) -> bool:

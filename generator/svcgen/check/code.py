@@ -169,55 +169,41 @@ def _route(repo: Repo, pattern: str) -> Hit | None:
     return repo.first(pattern, repo.code, within="code+text")
 
 
-def check_liveness(repo: Repo) -> Result:
-    title = "Liveness endpoint"
-    hit = _route(repo, LIVE_PATHS)
+def _health(
+    repo: Repo,
+    key: str,
+    title: str,
+    paths: str,
+    missing: str,
+    *,
+    grpc: str = "",
+    generic: bool = False,
+) -> Result:
+    """PASS for a route on `paths` or a gRPC health service (`grpc` adds to its reason);
+    with `generic`, WARN for a route that only says /health; else FAIL, `missing`."""
+    hit = _route(repo, paths)
     if hit:
-        return Result("health-live", title, "PASS", f"serves {hit.text}", where(hit))
-    grpc = repo.first(GRPC_HEALTH, repo.code, within="code+text")
-    if grpc:
-        return Result(
-            "health-live", title, "PASS", f"gRPC health service ({grpc.text})", where(grpc)
-        )
-    generic = _route(repo, GENERIC_HEALTH)
-    if generic:
-        return Result(
-            "health-live",
-            title,
-            "WARN",
-            f"only a generic {generic.text}: separate liveness from readiness",
-            where(generic),
-        )
-    return Result(
-        "health-live",
-        title,
-        "FAIL",
-        "no liveness route (/health/live, /livez, /healthz)" + searched(repo),
-        ".",
-    )
+        return Result(key, title, "PASS", f"serves {hit.text}", where(hit))
+    service = repo.first(GRPC_HEALTH, repo.code, within="code+text")
+    if service:
+        detail = f"gRPC health service ({service.text}){grpc}"
+        return Result(key, title, "PASS", detail, where(service))
+    found = _route(repo, GENERIC_HEALTH) if generic else None
+    if found:
+        detail = f"only a generic {found.text}: separate liveness from readiness"
+        return Result(key, title, "WARN", detail, where(found))
+    return Result(key, title, "FAIL", missing + searched(repo), ".")
+
+
+def check_liveness(repo: Repo) -> Result:
+    missing = "no liveness route (/health/live, /livez, /healthz)"
+    return _health(repo, "health-live", "Liveness endpoint", LIVE_PATHS, missing, generic=True)
 
 
 def check_readiness(repo: Repo) -> Result:
-    title = "Readiness endpoint"
-    hit = _route(repo, READY_PATHS)
-    if hit:
-        return Result("health-ready", title, "PASS", f"serves {hit.text}", where(hit))
-    grpc = repo.first(GRPC_HEALTH, repo.code, within="code+text")
-    if grpc:
-        return Result(
-            "health-ready",
-            title,
-            "PASS",
-            f"gRPC health service ({grpc.text}) reports serving status",
-            where(grpc),
-        )
-    return Result(
-        "health-ready",
-        title,
-        "FAIL",
-        "no readiness route (/health/ready, /readyz)" + searched(repo),
-        ".",
-    )
+    missing = "no readiness route (/health/ready, /readyz)"
+    grpc = " reports serving status"
+    return _health(repo, "health-ready", "Readiness endpoint", READY_PATHS, missing, grpc=grpc)
 
 
 JSON_LOGS = (

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 from typing import Any
 
+from .helm import ACTION, dead_ranges, switch, switched_off
 from .repo import Hit, Repo, Result, Status, where, yaml_docs
 
 
@@ -90,10 +91,6 @@ def workload_sources(repo: Repo, manifests: Manifests) -> list[Manifests]:
     return sources
 
 
-def _yaml_docs(text: str) -> tuple[Any, ...]:
-    return yaml_docs(text)
-
-
 def _walk(node: Any) -> Iterator[tuple[str, Any]]:
     if isinstance(node, dict):
         for key, value in node.items():
@@ -113,7 +110,7 @@ def _condition(repo: Repo, hit: Hit) -> str:
     text = repo.text(PurePosixPath(hit.file))
     offset = sum(len(line) + 1 for line in text.split("\n")[: hit.line - 1])
     stack: list[str] = []
-    for match in _ACTION.finditer(text):
+    for match in ACTION.finditer(text):
         if match.start() > offset:
             break
         word, rest = match.group(1), match.group(2).strip()
@@ -126,48 +123,6 @@ def _condition(repo: Repo, hit: Hit) -> str:
     return next((c for c in reversed(stack) if c), "")
 
 
-def _lookup(values: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        if not isinstance(values, dict) or part not in values:
-            return None
-        values = values[part]
-    return values
-
-
-def _scenario_files(repo: Repo, chart: PurePosixPath) -> list[PurePosixPath]:
-    """Values files a deployment or chart-testing uses besides values.yaml:
-    values-prod.yaml, prod-values.yaml, values.prod.yaml, ci/*.yaml."""
-    key = ("scenarios", chart)
-    if key not in repo.memo:
-        repo.memo[key] = _find_scenario_files(repo, chart)
-    found: list[PurePosixPath] = repo.memo[key]
-    return found
-
-
-def _find_scenario_files(repo: Repo, chart: PurePosixPath) -> list[PurePosixPath]:
-    return [
-        p
-        for p in repo.files
-        if p.suffix in {".yaml", ".yml"}
-        and (
-            (p.parent == chart and p.name != "values.yaml" and "values" in p.name)
-            or p.parent == chart / "ci"
-        )
-    ]
-
-
-def _switch(repo: Repo, chart: PurePosixPath, name: str) -> tuple[bool, list[str]]:
-    """(is `.Values.<name>` truthy by default, the scenario files that make it truthy)."""
-    docs = _yaml_docs(repo.text(chart / "values.yaml"))
-    default = bool(docs and _lookup(docs[0], name))
-    scenarios = [
-        str(p.relative_to(chart))
-        for p in _scenario_files(repo, chart)
-        if any(_lookup(doc, name) for doc in _yaml_docs(repo.text(p)))
-    ]
-    return default, scenarios
-
-
 def _toggle(repo: Repo, manifests: Manifests, hit: Hit, condition: str) -> tuple[str, bool]:
     """How a `{{ if .Values.x.enabled }}` toggle is set: by default, and by the chart's
     scenario files; and whether anything turns it on."""
@@ -176,77 +131,10 @@ def _toggle(repo: Repo, manifests: Manifests, hit: Hit, condition: str) -> tuple
     if flag is None or chart is None:
         return f"rendered when {condition}", True
     name = flag.group(1)
-    default, scenarios = _switch(repo, chart, name)
+    default, scenarios = switch(repo, chart, name)
     state = "on" if default else "off"
     elsewhere = f"; on in {', '.join(scenarios)}" if scenarios and not default else ""
     return f"{name}: {state} by default{elsewhere}", default or bool(scenarios)
-
-
-_ACTION = re.compile(r"\{\{-?\s*(if|with|range|define|block|else|end)\b(.*?)-?\}\}", re.DOTALL)
-
-
-def _dead_ranges(repo: Repo, chart: PurePosixPath, text: str) -> list[tuple[int, int]]:
-    """Parts of a Helm template inside `if .Values.x` / `with .Values.x` blocks that
-    nothing turns on (off in values.yaml and in every scenario file)."""
-    ranges: list[tuple[int, int]] = []
-    stack: list[tuple[bool, int]] = []  # (dead, where the block's body starts)
-    for match in _ACTION.finditer(text):
-        word, rest = match.group(1), match.group(2).strip()
-        if word in {"if", "with"}:
-            negated = rest.startswith("not ")
-            flag = re.fullmatch(r"(?:not\s+)?\.Values\.([\w.]+)", rest)
-            dead = False
-            if flag:
-                default, scenarios = _switch(repo, chart, flag.group(1))
-                on = default or bool(scenarios)
-                off = not default or bool(scenarios)
-                dead = not off if negated else not on
-            stack.append((dead, match.end()))
-        elif word in {"range", "define", "block"}:
-            stack.append((False, match.end()))
-        elif word == "else" and stack:
-            dead, start = stack.pop()
-            if dead:
-                ranges.append((start, match.start()))
-            stack.append((False, match.end()))  # what renders while the switch is off
-        elif word == "end" and stack:
-            dead, start = stack.pop()
-            if dead:
-                ranges.append((start, match.start()))
-    return ranges
-
-
-def _indent(line: str) -> int:
-    return len(line) - len(line.lstrip())
-
-
-def switched_off(text: str, number: int) -> bool:
-    """A values.yaml line inside a mapping (at any depth) that says `enable(d): false`:
-    `seccompProfile: {enable: false, type: RuntimeDefault}` sets no seccomp profile."""
-    lines = text.split("\n")
-    index = number - 1
-    indent = _indent(lines[index]) if index < len(lines) else 0
-    while indent > 0:
-        parent = index - 1
-        while parent >= 0 and (
-            not lines[parent].strip()
-            or lines[parent].lstrip().startswith("#")
-            or _indent(lines[parent]) >= indent
-        ):
-            parent -= 1
-        sibling = parent + 1
-        while sibling < len(lines) and (
-            not lines[sibling].strip() or _indent(lines[sibling]) >= indent
-        ):
-            if _indent(lines[sibling]) == indent and re.match(
-                r"\s*enabled?:\s*false\b", lines[sibling]
-            ):
-                return True
-            sibling += 1
-        if parent < 0:
-            break
-        index, indent = parent, _indent(lines[parent])
-    return False
 
 
 def live_hits(repo: Repo, manifests: Manifests, hits: Iterator[Hit]) -> Iterator[Hit]:
@@ -264,7 +152,7 @@ def live_hits(repo: Repo, manifests: Manifests, hits: Iterator[Hit]) -> Iterator
             continue
         if hit.file not in cache:
             text = repo.text(path)
-            cache[hit.file] = (text, _dead_ranges(repo, chart, text))
+            cache[hit.file] = (text, dead_ranges(repo, chart, text))
         text, dead = cache[hit.file]
         starts = [0, *(i + 1 for i, c in enumerate(text) if c == "\n")]
         offset = starts[hit.line - 1] if hit.line - 1 < len(starts) else 0
@@ -323,7 +211,7 @@ def check_kubernetes(repo: Repo) -> list[Result]:
         # or both keys written in the templates.
         resource_file = None
         for path in m.all:
-            for key, value in (kv for doc in _yaml_docs(repo.text(path)) for kv in _walk(doc)):
+            for key, value in (kv for doc in yaml_docs(repo.text(path)) for kv in _walk(doc)):
                 if (
                     key == "resources"
                     and isinstance(value, dict)

@@ -15,6 +15,7 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
+from ..template import newest_release
 from . import run
 
 
@@ -47,24 +48,6 @@ def _version(ref: str) -> Version | None:
         return Version(ref)
     except InvalidVersion:
         return None
-
-
-def git_url(source: str) -> str:
-    """`_src_path` as git understands it (Copier also takes gh:, gl: and git+ forms)."""
-    for alias, host in (("gh:", "https://github.com/"), ("gl:", "https://gitlab.com/")):
-        if source.startswith(alias):
-            return host + source.removeprefix(alias).lstrip("/")
-    return source.removeprefix("git+")
-
-
-def newest_release(source: str) -> str | None:
-    """The newest final PEP 440 tag of the template (what `copier update` would pick)."""
-    listed = _git("ls-remote", "--tags", "--refs", git_url(source))
-    if listed.returncode != 0:
-        raise run.Refused(f"cannot list the template's tags ({source}): {listed.stderr.strip()}")
-    tags = [line.rsplit("refs/tags/", 1)[-1] for line in listed.stdout.splitlines()]
-    releases = [(v, t) for t in tags if (v := _version(t)) and not v.is_prerelease]
-    return max(releases)[1] if releases else None
 
 
 def dry_run_conflicts(path: Path, vcs_ref: str) -> list[str]:

@@ -5,7 +5,9 @@
 - readiness: started, not draining, and every registered dependency check passes.
 
 Checks run concurrently, each bounded by a timeout, so one slow dependency can't
-hold the probe past its own timeout.
+hold the probe past its own timeout. Blocking checks run in threads of their own pool,
+which nothing waits for: a check that hangs past the timeout finishes (by its client's
+own timeout) after the probe has answered.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +40,12 @@ class HealthChecks:
     timeout: float
     checks: dict[str, Check] = field(default_factory=dict)
     details: dict[str, Detail] = field(default_factory=dict)
+    # Not the event loop's default executor: `asyncio.run()` waits for that one's threads.
+    _threads: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(thread_name_prefix="health-check"),
+        init=False,
+        repr=False,
+    )
 
     def register(self, name: str, check: Check, detail: Detail | None = None) -> None:
         """Register a check; `detail()` adds fields to its result (e.g. its circuit breaker)."""
@@ -47,10 +56,10 @@ class HealthChecks:
     def register_sync(
         self, name: str, check: Callable[[], object], detail: Detail | None = None
     ) -> None:
-        """Register a blocking check; it runs in a worker thread."""
+        """Register a blocking check; it runs in a thread of the checks' own pool."""
 
         async def run_in_thread() -> object:
-            return await asyncio.to_thread(check)
+            return await asyncio.get_running_loop().run_in_executor(self._threads, check)
 
         self.register(name, run_in_thread, detail)
 

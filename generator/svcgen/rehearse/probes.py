@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ["Attempt", "Handler", "ProbeSettings", "resolve_port", "run_handler"]
+__all__ = ["Attempt", "Handler", "ProbeSettings", "resolve_port"]
 
 #: The pod's IP, as far as this machine is concerned.
 POD_HOST = "127.0.0.1"
@@ -35,7 +35,6 @@ class ProbeSettings:
     initial_delay: float = 0
     period: float = 10
     timeout: float = 1
-    success_threshold: int = 1
     failure_threshold: int = 3
 
     @classmethod
@@ -44,7 +43,6 @@ class ProbeSettings:
             initial_delay=float(probe.get("initialDelaySeconds", 0)),
             period=float(probe.get("periodSeconds", 10)),
             timeout=float(probe.get("timeoutSeconds", 1)),
-            success_threshold=int(probe.get("successThreshold", 1)),
             failure_threshold=int(probe.get("failureThreshold", 3)),
         )
 
@@ -132,10 +130,6 @@ class Handler:
             time.sleep(float(body.get("seconds", 0)))
             return Attempt(True, f"slept {body.get('seconds')}s")
         return Attempt(False, f"{self.kind or 'empty'} handler is not supported by the rehearsal")
-
-
-def run_handler(handler: Handler, timeout: float, container: Executor) -> Attempt:
-    return handler.run(timeout, container)
 
 
 def _http_get(body: Mapping[str, Any], port: int, timeout: float) -> Attempt:

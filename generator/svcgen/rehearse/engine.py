@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .kubeenv import quantity
-from .sandbox import Sandbox, SandboxError
+from .env import quantity
+from .sandbox import REPO_TOOLS, Sandbox, SandboxError
 
 __all__ = [
     "ENGINES",
@@ -39,19 +39,19 @@ class EngineError(RuntimeError):
 
 
 def find_engine(name: str | None = None) -> Engine:
-    """`name` (podman, docker or a path), else $SVCGEN_ENGINE, else podman then docker on PATH
-    (this repo's .tools/bin first when it exists: scripts/install-engine.sh puts podman there)."""
+    """`name` (podman, docker or a path), else $SVCGEN_ENGINE, else podman then docker: on PATH,
+    then in this repo's .tools/bin (where scripts/install-engine.sh puts podman)."""
     wanted = name or os.environ.get("SVCGEN_ENGINE") or ""
     if wanted and ("/" in wanted):
         if not (Path(wanted).is_file() and os.access(wanted, os.X_OK)):
             raise EngineError(f"engine {wanted} is not an executable file")
         return Engine(wanted)
     for candidate in [wanted] if wanted else ENGINES:
-        found = shutil.which(candidate)
+        found = shutil.which(candidate) or shutil.which(candidate, path=str(REPO_TOOLS))
         if found:
             return Engine(found)
     looked = wanted or " or ".join(ENGINES)
-    raise EngineError(f"no container engine: {looked} not found on PATH")
+    raise EngineError(f"no container engine: {looked} not found on PATH or in {REPO_TOOLS}")
 
 
 @dataclass
@@ -171,13 +171,17 @@ class Engine:
         build_args: Mapping[str, str] | None = None,
         pull: bool = True,
         network: str | None = None,
+        layers: bool = True,
         timeout: float = 900,
     ) -> subprocess.CompletedProcess[str]:
         """Build the Dockerfile in `context`, unmodified. Podman writes the Docker image format:
-        the OCI one has no HEALTHCHECK (podman drops it with only a warning)."""
+        the OCI one has no HEALTHCHECK (podman drops it with only a warning). `layers=False`:
+        podman keeps no image per instruction (no cache to reuse, nothing left but the image)."""
         argv: list[str] = ["build", "--tag", tag]
         if self.kind == "podman":
             argv += ["--format", "docker", f"--pull={'missing' if pull else 'never'}"]
+            if not layers:
+                argv += ["--layers=false"]
         elif not pull:
             argv += ["--pull=false"]
         if network:
@@ -266,6 +270,9 @@ class Engine:
     def remove(self, name: str) -> None:
         self("rm", "--force", name, check=False, timeout=60)
 
+    def remove_image(self, image: str) -> None:
+        self("rmi", "--force", image, check=False, timeout=120)
+
     def image_config(self, image: str) -> dict[str, Any]:
         done = self("image", "inspect", image)
         found = json.loads(done.stdout)
@@ -294,6 +301,14 @@ class ContainerSandbox(Sandbox):
             raise SandboxError(str(error)) from None
         self._started = True
         self.pid = int(self.engine.state(self.run.name).get("Pid") or 0)
+
+    def catches(self, signum: int, *, through_init: bool = False) -> bool:
+        """As for the sandbox, when the container's PID 1 is a process of this machine. An
+        engine in a VM (Docker Desktop, podman machine) shows no such pid here: then there
+        is nothing to read, and waiting for it would only delay the rehearsal."""
+        if not self.pid or not Path(f"/proc/{self.pid}").is_dir():
+            return True
+        return super().catches(signum, through_init=through_init)
 
     def poll(self) -> int | None:
         if self._code is None:

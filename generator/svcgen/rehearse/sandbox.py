@@ -23,7 +23,7 @@ from pathlib import Path
 __all__ = ["Sandbox", "SandboxError", "SandboxSpec", "find_tool"]
 
 #: Where `scripts/install-tools.sh` puts the tools when svcgen runs from its repository.
-_REPO_TOOLS = Path(__file__).resolve().parents[2] / ".tools" / "bin"
+REPO_TOOLS = Path(__file__).resolve().parents[3] / ".tools" / "bin"
 
 
 class SandboxError(RuntimeError):
@@ -34,10 +34,10 @@ def find_tool(name: str, env_var: str | None = None) -> str:
     """`$env_var`, then PATH, then this repository's .tools/bin."""
     if env_var and os.environ.get(env_var):
         return os.environ[env_var]
-    found = shutil.which(name) or shutil.which(name, path=str(_REPO_TOOLS))
+    found = shutil.which(name) or shutil.which(name, path=str(REPO_TOOLS))
     if not found:
         hint = f" (or set {env_var})" if env_var else ""
-        raise SandboxError(f"{name} not found on PATH or in {_REPO_TOOLS}{hint}")
+        raise SandboxError(f"{name} not found on PATH or in {REPO_TOOLS}{hint}")
     return found
 
 
