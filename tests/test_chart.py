@@ -422,7 +422,11 @@ RESILIENCE_KNOBS = (
     "BREAKER_FAILURE_THRESHOLD",
     "BREAKER_RESET_TIMEOUT",
 )
-OUTBOX_KNOBS = ("OUTBOX_RELAY_INTERVAL", "OUTBOX_RELAY_BATCH")
+OUTBOX_KNOBS = (
+    "OUTBOX_RELAY_INTERVAL",
+    "OUTBOX_RELAY_BATCH",
+    "PROCESSED_EVENTS_RETENTION_HOURS",
+)
 
 
 def test_config_and_secret_carry_the_settings_the_app_reads(renders: Renders) -> None:
