@@ -112,7 +112,7 @@ _EXTRA: list[str] = []  # other images built in this session
 
 def image_name(key: str) -> str:
     repository = re.sub(r"[^a-z0-9._-]+", "-", key.lower())
-    return f"localhost/svcgen-test/{repository}:{uuid.uuid4().hex[:8]}"
+    return f"localhost/svcgen-test/{repository}:t{uuid.uuid4().hex[:8]}"  # never all digits
 
 
 def build(engine: Engine, p: Project) -> Built:
