@@ -4,7 +4,8 @@ TCP relays the test controls (issue 13, items 4 and 6).
 - A dependency that accepts connections and never answers: the service starts regardless,
   `/health/ready` answers 503 within HEALTH_CHECK_TIMEOUT + 0.2 s (the median of a few
   probes: the machine is shared), routes that need it answer 503 within their own timeout;
-  once it answers again, everything recovers with no restart.
+  once it answers again, everything recovers with no restart. Then the connections already
+  open stall (PostgreSQL, Redis): readiness still answers 503 within the bound.
 - Dependencies cut in the middle of traffic: requests that need them answer 503 quickly and
   `/health/live` stays 200; after the restore every route recovers, and the worker
   reconnects to RabbitMQ and consumes what was published while it was cut off.
@@ -172,14 +173,30 @@ def _hanging(stack: Stack, service: str, route: Callable[[httpx.Client], httpx.R
                 lambda: client.get("/health/ready").status_code == 200, f"{service} readiness"
             )
             routed = until(lambda: route(client).status_code < 300, f"{service} route")
+
+            stalled: list[float] = []
+            if service != "rabbitmq":  # an open AMQP channel looks alive until a heartbeat fails
+                relay.hang()  # now the open connections stall too
+                for _ in range(PROBES):
+                    ready, elapsed = timed(client, "GET", "/health/ready")
+                    stalled.append(elapsed)
+                    assert ready.status_code == 503, ready.text
+                relay.restore()
+                until(lambda: client.get("/health/ready").status_code == 200, f"{service} again")
+                assert statistics.median(stalled) <= READY_BOUND, f"stalled: readiness {stalled}"
             assert process.poll() is None, "recovered with no restart"
     print(
         f"\n{label}: live after {live_after:.2f}s; ready 503 in "
-        f"{', '.join(f'{s:.3f}' for s in latencies)}s "
+        f"{_seconds(latencies)}s "
         f"(median {median:.3f}s, timeout {TIMEOUT:g}s); "
         f"{route_request(service)[1]} {answer.status_code} in {route_took:.3f}s; after restore "
         f"ready in {recovered:.2f}s, the route in {recovered + routed:.2f}s"
+        + (f"; open connections stalled: ready 503 in {_seconds(stalled)}s" if stalled else "")
     )
+
+
+def _seconds(latencies: list[float]) -> str:
+    return ", ".join(f"{s:.3f}" for s in latencies)
 
 
 ITEM_ID = "00000000-0000-4000-8000-000000000000"

@@ -46,6 +46,7 @@ class HealthChecks:
         init=False,
         repr=False,
     )
+    _abandoned: set[asyncio.Future[object]] = field(default_factory=set, init=False, repr=False)
 
     def register(self, name: str, check: Check, detail: Detail | None = None) -> None:
         """Register a check; `detail()` adds fields to its result (e.g. its circuit breaker)."""
@@ -67,7 +68,7 @@ class HealthChecks:
         started = time.perf_counter()
         result: dict[str, Any]
         try:
-            await asyncio.wait_for(check(), timeout=self.timeout)
+            await self._within_timeout(check)
         except TimeoutError:
             result = {"status": "fail", "error": f"timed out after {self.timeout:g}s"}
         except Exception as exc:  # any failure means not ready
@@ -81,6 +82,24 @@ class HealthChecks:
         if name in self.details:
             result.update(self.details[name]())
         return result
+
+    async def _within_timeout(self, check: Check) -> None:
+        """Await `check()` for at most the timeout. Past it, cancel it without waiting for it
+        to end, unlike `asyncio.wait_for`: a client cleaning up after a cancel (psycopg
+        cancelling its query) may itself wait for the server that doesn't answer."""
+        task = asyncio.ensure_future(check())
+        done, _ = await asyncio.wait({task}, timeout=self.timeout)
+        if not done:
+            task.cancel()
+            self._abandoned.add(task)  # keep a reference until it ends
+            task.add_done_callback(self._forget)
+            raise TimeoutError
+        task.result()  # the check's error, if it failed
+
+    def _forget(self, task: asyncio.Future[object]) -> None:
+        self._abandoned.discard(task)
+        if not task.cancelled():
+            task.exception()  # seen: nobody waits for it any more
 
     async def readiness(self) -> Report:
         if lifecycle.is_draining():
