@@ -446,6 +446,8 @@ def test_config_and_secret_carry_the_settings_the_app_reads(renders: Renders) ->
             "DRAIN_SECONDS",
             "SHUTDOWN_TIMEOUT",
             "HEALTH_CHECK_TIMEOUT",
+            "MAX_BODY_BYTES",
+            "REQUEST_READ_TIMEOUT",
             *(RESILIENCE_KNOBS if services else ()),
             *(OUTBOX_KNOBS if {"postgres", "rabbitmq"} <= set(services) else ()),
             *(["METRICS_PORT", "METRICS_DIR"] if renders.answers["metrics"] else []),
@@ -458,6 +460,7 @@ def test_config_and_secret_carry_the_settings_the_app_reads(renders: Renders) ->
             assert config["DOCS_ENABLED"] == str(wanted).lower(), name
         for key in config:
             assert re.search(rf"^\s+{key.lower()}: ", settings, re.M), f"Settings lacks {key}"
+        assert config["MAX_BODY_BYTES"].isdigit()  # an integer, not YAML's float 1.048576e+06
         secrets = secret_keys(docs, hook=False)
         assert set(secrets) <= {fullname(renders)}, secrets
         assert set(secrets.get(fullname(renders), set())) == wanted_secrets
