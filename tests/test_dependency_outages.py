@@ -50,6 +50,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("dependency-outages")]
 TIMEOUT = 1.0  # HEALTH_CHECK_TIMEOUT and DATABASE_POOL_TIMEOUT
 READY_BOUND = TIMEOUT + 0.2  # the bound on a readiness answer
 ROUTE_BOUND = TIMEOUT + 0.5  # a route's own timeout, with room for a loaded machine
+# On a stalled connection PostgreSQL's client cuts at DATABASE_STATEMENT_TIMEOUT + 0.5 s.
+STALLED_ROUTE_BOUND = TIMEOUT + 1.0
 PROBES = 3
 RECOVERY_LIMIT = 30.0
 PORTS = {"postgres": 5432, "redis": 6379, "rabbitmq": 5672}
@@ -59,6 +61,7 @@ ALL = {a["framework"]: a for a in ALL_SERVICES}
 SETTINGS = {
     "HEALTH_CHECK_TIMEOUT": str(TIMEOUT),
     "DATABASE_POOL_TIMEOUT": str(TIMEOUT),
+    "DATABASE_STATEMENT_TIMEOUT": str(TIMEOUT),
     "BREAKER_RESET_TIMEOUT": "2",
     "DRAIN_SECONDS": "0",
     "HOST": "127.0.0.1",
@@ -180,9 +183,12 @@ def _hanging(stack: Stack, service: str, route: Callable[[httpx.Client], httpx.R
                 ready, elapsed = timed(client, "GET", "/health/ready")
                 stalled.append(elapsed)
                 assert ready.status_code == 503, ready.text
+            stalled_answer, stalled_took = timed(client, *route_request(service), **_body(service))
+            assert stalled_answer.status_code == expected, stalled_answer.text
             relay.restore()
             until(lambda: client.get("/health/ready").status_code == 200, f"{service} again")
             assert statistics.median(stalled) <= READY_BOUND, f"stalled: readiness {stalled}"
+            assert stalled_took <= STALLED_ROUTE_BOUND, f"stalled: the route took {stalled_took}"
             assert process.poll() is None, "recovered with no restart"
     print(
         f"\n{label}: live after {live_after:.2f}s; ready 503 in "
@@ -190,7 +196,8 @@ def _hanging(stack: Stack, service: str, route: Callable[[httpx.Client], httpx.R
         f"(median {median:.3f}s, timeout {TIMEOUT:g}s); "
         f"{route_request(service)[1]} {answer.status_code} in {route_took:.3f}s; after restore "
         f"ready in {recovered:.2f}s, the route in {recovered + routed:.2f}s"
-        + f"; open connections stalled: ready 503 in {_seconds(stalled)}s"
+        + f"; open connections stalled: ready 503 in {_seconds(stalled)}s, "
+        f"the route {stalled_answer.status_code} in {stalled_took:.3f}s"
     )
 
 
@@ -210,10 +217,12 @@ def route_request(service: str) -> tuple[str, str]:
     return "POST", "/api/items"
 
 
+def _body(service: str) -> dict[str, Any]:
+    return {"json": {"name": "after"}} if route_request(service)[0] == "POST" else {}
+
+
 def _route(service: str) -> Callable[[httpx.Client], httpx.Response]:
-    method, url = route_request(service)
-    body = {"name": "after"} if method == "POST" else None
-    return lambda client: client.request(method, url, json=body)
+    return lambda client: client.request(*route_request(service), **_body(service))
 
 
 def _seed_item(stack: Stack) -> None:
