@@ -92,7 +92,7 @@ def running(
             process.wait()
 
 
-def wait_for(url: str, status: int, process: subprocess.Popen[str], timeout: float = 60) -> None:
+def wait_for(url: str, status: int, process: subprocess.Popen[Any], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert process.poll() is None, f"exited with {process.returncode} during start-up"

@@ -24,6 +24,7 @@ import pytest
 
 from .conftest import ProjectFactory
 from .support import SERVICES, Project, combo_id, matrix, service_env
+from .test_backing_services import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("production-conditions")]
 
@@ -68,19 +69,6 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"exited with {process.returncode} during start-up"
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"{url} never answered 200")
-
-
 @pytest.fixture(scope="module", params=ALL_SERVICES, ids=combo_id)
 def served(
     project: ProjectFactory,
@@ -121,7 +109,7 @@ def served(
             )
         try:
             base = f"http://127.0.0.1:{port}"
-            _wait_ready(f"{base}/health/ready", process)
+            wait_for(f"{base}/health/ready", 200, process, timeout=90)
             yield Served(generated, base, env, log)
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=30) == 0, "did not exit cleanly on SIGTERM"
