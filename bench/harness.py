@@ -78,11 +78,14 @@ def free_port() -> int:
 
 
 def prepared_project(
-    work: Path, framework: str, src: Path = REPO, name: str = "service"
+    work: Path, framework: str, src: Path = REPO, name: str = "service", **answers: object
 ) -> Project:
-    """A default-answers project of `framework`, generated and installed (warms the uv cache)."""
-    project = generate(work / f"{framework}-{name}", {"framework": framework}, src=src)
-    project.run("make", "install")
+    """A project of `framework` (default answers, else `answers`), generated and installed
+    as the image installs it: bytecode compiled. The image's Python cannot write bytecode, and
+    with this machine's PYTHONDONTWRITEBYTECODE every start would compile every module."""
+    project = generate(work / f"{framework}-{name}", {"framework": framework, **answers}, src=src)
+    project.run("make", "install", env={"UV_COMPILE_BYTECODE": "1"})
+    project.run(str(project.python), "-m", "compileall", "-q", "src")
     return project
 
 
