@@ -29,9 +29,9 @@ from typing import Any
 import pytest
 import yaml
 
+from .ci_support import load_yaml, local_test_job_env, run_steps, workflow_env
 from .repos import GIT_IDENTITY
 from .support import LOCAL_SERVICES, REPO, UV_CACHE, Project, project_env, uv
-from .test_ci_workflows import load_yaml, local_test_job_env, run_steps, workflow_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("first-hour")]
 
