@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import pytest
 
 from .conftest import ProjectFactory
-from .support import Project, matrix, service_env
+from .support import FRAMEWORKS, Project, matrix, service_env
 from .test_backing_services import (
     _CLEAN_UP,
     _CREATE_SCHEMA,
@@ -115,3 +116,15 @@ def seed_item(stack: Stack) -> None:
         "    c.execute(sys.argv[1] + ' ON CONFLICT DO NOTHING')\n"
     )
     stack.project.run(str(stack.project.python), "-c", insert, sql, env=stack.env)
+
+
+@pytest.fixture(scope="module", params=FRAMEWORKS)
+def all_services(project: ProjectFactory, request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """An all-services project per framework (the web process uses no broker there)."""
+    yield from outage_stack(project, ALL[request.param])
+
+
+@pytest.fixture(scope="module", params=FRAMEWORKS)
+def publishing(project: ProjectFactory, request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """A Redis + RabbitMQ project per framework, whose web process publishes."""
+    yield from outage_stack(project, REDIS_RABBITMQ[request.param])

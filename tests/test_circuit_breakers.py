@@ -19,7 +19,7 @@ import pytest
 from .conftest import ProjectFactory
 from .support import LOCAL_SERVICES, combo_id, matrix, service_env
 from .tcp_relay import TcpRelay
-from .test_backing_services import _CREATE_SCHEMA, free_port, running, wait_for
+from .test_backing_services import free_port, own_schema, running, wait_for
 from .test_resilience import DATABASE_URL, Stack
 
 pytestmark = pytest.mark.e2e
@@ -41,17 +41,8 @@ def pg_stack(project: ProjectFactory, request: pytest.FixtureRequest) -> Iterato
         "DRAIN_SECONDS": "0",
     }
     server = {**env, "DATABASE_URL": DATABASE_URL}
-    generated.run(str(generated.python), "-c", _CREATE_SCHEMA, name, env=server)
-    try:
-        generated.run(str(generated.python), "-m", generated.package, "migrate", env=env)
+    with own_schema(generated, name, server, env):
         yield Stack(generated, env)
-    finally:
-        drop = (
-            "import os, sys, psycopg\n"
-            "with psycopg.connect(os.environ['DATABASE_URL'], autocommit=True) as c:\n"
-            "    c.execute(f'DROP SCHEMA IF EXISTS \"{sys.argv[1]}\" CASCADE')\n"
-        )
-        generated.run(str(generated.python), "-c", drop, name, env=server)
 
 
 def breaker_metric(metrics_url: str) -> str:

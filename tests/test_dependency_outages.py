@@ -15,12 +15,9 @@ to see the figures.
 
 from __future__ import annotations
 
-import json
-import queue
 import statistics
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,34 +25,24 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import ProjectFactory
 from .outage_support import (
-    ALL,
     ITEM_ID,
     PORTS,
     RECOVERY_LIMIT,
-    REDIS_RABBITMQ,
     ROUTE_BOUND,
     Stack,
-    outage_stack,
+    all_services,
+    publishing,
     seed_item,
     until,
 )
-from .support import FRAMEWORKS, combo_id
+from .support import combo_id
 from .tcp_relay import TcpRelay
-from .test_backing_services import running, wait_for
+from .test_backing_services import logged_items, running, wait_for
+
+__all__ = ["all_services", "publishing"]  # fixtures, shared with the other outage module
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("dependency-outages")]
-
-
-@pytest.fixture(scope="module", params=FRAMEWORKS)
-def all_services(project: ProjectFactory, request: pytest.FixtureRequest) -> Iterator[Stack]:
-    yield from outage_stack(project, ALL[request.param])
-
-
-@pytest.fixture(scope="module", params=FRAMEWORKS)
-def publishing(project: ProjectFactory, request: pytest.FixtureRequest) -> Iterator[Stack]:
-    yield from outage_stack(project, REDIS_RABBITMQ[request.param])
 
 
 # --- Item 6: dependencies cut in the middle of traffic -----------------------------------
@@ -98,6 +85,23 @@ class Load:
 
     def created_between(self, start: float, end: float) -> list[str]:
         return [item for item, at in self.created.items() if start <= at <= end]
+
+    def outage(
+        self, cut: tuple[TcpRelay, ...], restore: tuple[TcpRelay, ...]
+    ) -> tuple[float, float]:
+        """Cut the `cut` relays for OUTAGE_SECONDS, then restore the `restore` ones and wait until
+        every request succeeded again; when the cut and the restore happened."""
+        time.sleep(1)
+        for relay in cut:
+            relay.cut()
+        cut_at = time.monotonic()
+        time.sleep(OUTAGE_SECONDS)
+        for relay in restore:
+            relay.restore()
+        restored_at = time.monotonic()
+        until(lambda: len(self.recovered(restored_at)) == len(self.requests), "every route")
+        time.sleep(1)  # answers after the recovery (and events published meanwhile)
+        return cut_at, restored_at
 
     def recovered(self, since: float) -> dict[str, float]:
         """Per request: seconds from `since` until it was first answered successfully."""
@@ -163,16 +167,7 @@ def test_a_database_and_cache_cut_under_load_answer_503_then_recover(all_service
         with web as (process, _), httpx.Client(base_url=base, timeout=30) as client:
             wait_for(f"{base}/health/ready", 200, process)
             with Load(client, requests) as load:
-                time.sleep(1)
-                db.cut()
-                cache.cut()
-                cut_at = time.monotonic()
-                time.sleep(OUTAGE_SECONDS)
-                db.restore()
-                cache.restore()
-                restored_at = time.monotonic()
-                until(lambda: len(load.recovered(restored_at)) == len(requests), "every route")
-                time.sleep(1)
+                cut_at, restored_at = load.outage(cut=(db, cache), restore=(db, cache))
             ready = until(lambda: client.get("/health/ready").status_code == 200, "readiness")
             assert process.poll() is None, "recovered with no restart"
     label = f"[{combo_id(stack.project.answers)}] postgres+redis"
@@ -211,17 +206,10 @@ def test_a_broker_cut_under_load_answers_503_and_the_worker_catches_up(publishin
         ):
             wait_for(f"{base}/health/ready", 200, process)
             handled: set[str] = set()
-            with Load(client, requests) as load:
-                time.sleep(1)
-                for relay in (broker, worker_broker, cache):
-                    relay.cut()
-                cut_at = time.monotonic()
-                time.sleep(OUTAGE_SECONDS)
-                broker.restore()
-                cache.restore()
-                restored_at = time.monotonic()
-                until(lambda: len(load.recovered(restored_at)) == len(requests), "every route")
-                time.sleep(1)  # events published while the worker is cut off
+            with Load(client, requests) as load:  # the worker stays cut off meanwhile
+                cut_at, restored_at = load.outage(
+                    cut=(broker, worker_broker, cache), restore=(broker, cache)
+                )
             worker_broker.restore()
             worker_back = time.monotonic()
             accepted = set(load.created)
@@ -241,15 +229,5 @@ def test_a_broker_cut_under_load_answers_503_and_the_worker_catches_up(publishin
 
 def handled_items(lines: Any, want: set[str], timeout: float) -> set[str]:
     """Item ids of the events the worker logged as handled, read until `want` are all there."""
-    seen: set[str] = set()
-    deadline = time.monotonic() + timeout
-    while not want <= seen and time.monotonic() < deadline:
-        try:
-            line = lines.get(timeout=max(deadline - time.monotonic(), 0.1))
-        except queue.Empty:
-            break
-        assert line, "the worker exited"
-        entry = json.loads(line)
-        if entry.get("event") == "item.created":
-            seen.add(entry["item_id"])
-    return seen
+    events = logged_items(lines, lambda events: want <= {e["item_id"] for e in events}, timeout)
+    return {event["item_id"] for event in events}

@@ -14,45 +14,35 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
-from .conftest import ProjectFactory
 from .outage_support import (
-    ALL,
     ITEM_ID,
     PORTS,
     PROBES,
     READY_BOUND,
-    REDIS_RABBITMQ,
     ROUTE_BOUND,
     STALLED_ROUTE_BOUND,
     TIMEOUT,
     URL_VARIABLE,
     Stack,
-    outage_stack,
+    all_services,
+    publishing,
     seed_item,
     timed,
     until,
 )
-from .support import FRAMEWORKS, combo_id
+from .support import combo_id
 from .tcp_relay import TcpRelay
 from .test_backing_services import wait_for
 
+__all__ = ["all_services", "publishing"]  # fixtures, shared with the other outage module
+
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("dependency-outages")]
-
-
-@pytest.fixture(scope="module", params=FRAMEWORKS)
-def all_services(project: ProjectFactory, request: pytest.FixtureRequest) -> Iterator[Stack]:
-    yield from outage_stack(project, ALL[request.param])
-
-
-@pytest.fixture(scope="module", params=FRAMEWORKS)
-def publishing(project: ProjectFactory, request: pytest.FixtureRequest) -> Iterator[Stack]:
-    yield from outage_stack(project, REDIS_RABBITMQ[request.param])
 
 
 def _hanging(stack: Stack, service: str, route: Callable[[httpx.Client], httpx.Response]) -> None:

@@ -25,10 +25,11 @@ from .support import LOCAL_SERVICES, SERVICES, Project, combo_id, service_env
 from .tcp_relay import TcpRelay
 from .test_backing_services import (
     _CLEAN_UP,
-    _CREATE_SCHEMA,
     ALL_SERVICES,
     free_port,
     lines_of,
+    logged_items,
+    own_schema,
     running,
     wait_for,
 )
@@ -83,28 +84,14 @@ def stack(project: ProjectFactory, request: pytest.FixtureRequest) -> Iterator[S
         OUTBOX_RELAY_INTERVAL="0.2",
     )
     server = {**env, "DATABASE_URL": DATABASE_URL}
-    generated.run(str(generated.python), "-c", _CREATE_SCHEMA, name, env=server)
-    try:
-        generated.run(str(generated.python), "-m", generated.package, "migrate", env=env)
+    with own_schema(generated, name, server, env, clean_up=_CLEAN_UP):
         yield Stack(generated, env)
-    finally:
-        generated.run(str(generated.python), "-c", _CLEAN_UP, name, env=server)
 
 
 def consumed(lines: Any, want: int, timeout: float) -> list[str]:
     """Event ids the worker logged as handled, read until `want` of them (or the timeout)."""
-    seen: list[str] = []
-    deadline = time.monotonic() + timeout
-    while len(seen) < want and time.monotonic() < deadline:
-        try:
-            line = lines.get(timeout=max(deadline - time.monotonic(), 0.1))
-        except Exception:  # queue.Empty: timed out
-            break
-        assert line, "the worker exited"
-        entry = json.loads(line)
-        if entry.get("event") == "item.created":
-            seen.append(entry["event_id"])
-    return seen
+    events = logged_items(lines, lambda events: len(events) >= want, timeout)
+    return [event["event_id"] for event in events]
 
 
 def drain(lines: Any) -> list[dict[str, Any]]:
