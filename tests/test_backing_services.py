@@ -13,11 +13,13 @@ import queue
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import IO, Any
 
 import httpx
@@ -151,6 +153,42 @@ def wait_for(url: str, status: int, process: subprocess.Popen[Any], timeout: flo
             pass
         time.sleep(0.2)
     pytest.fail(f"{url} never answered {status}")
+
+
+_FORKER = """\
+import subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+print(child.pid, flush=True)
+time.sleep(300)
+"""
+
+
+def test_a_failing_test_leaves_no_process_behind(tmp_path: Path) -> None:
+    """running() stops the whole process group when the test fails: a server's workers too."""
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / ".venv" / "bin" / "python").symlink_to(sys.executable)
+    (tmp_path / "forker.py").write_text(_FORKER)
+    project = Project(tmp_path, {"package_name": "forker"})
+
+    def fail_while_running() -> None:
+        with running(project, "forker", {}) as (_, lines):
+            raise RuntimeError(int(lines.get(timeout=30)))  # the pid of the process it started
+
+    with pytest.raises(RuntimeError) as failed:
+        fail_while_running()
+    child = failed.value.args[0]
+    deadline = time.monotonic() + 10
+    while alive(child) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(child), f"process {child} outlived the test"
+
+
+def alive(pid: int) -> bool:
+    """Running (a killed process waiting for init to reap it is not)."""
+    try:
+        return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
 
 
 @pytest.fixture(params=ALL_SERVICES, ids=combo_id)
