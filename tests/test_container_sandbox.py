@@ -93,6 +93,8 @@ def test_service_runs_like_its_image(project: ProjectFactory, answers: dict[str,
     env.update(
         PORT=str(port), HOME="/nonexistent", LANG="C.UTF-8", DRAIN_SECONDS="0", SHUTDOWN_TIMEOUT="5"
     )
+    if p.answers["metrics"]:  # a free one, as for PORT: another server here may hold the default
+        env["METRICS_PORT"] = str(free_port())
     command = exec_form(runtime.last("ENTRYPOINT")) + exec_form(runtime.last("CMD"))
     assert command[: len(INIT) + 1] == [*INIT, "python"]
     # what PATH resolves `dumb-init` and `python` to inside the image
