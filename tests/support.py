@@ -52,8 +52,13 @@ def copier_config() -> dict[str, Any]:
 
 
 def questions() -> dict[str, Any]:
-    """The questions of copier.yml, in order, without the `_` settings."""
-    return {k: v for k, v in copier_config().items() if not k.startswith("_")}
+    """The questions of copier.yml, in order: not the `_` settings, not the computed values
+    (`when: false`, e.g. the service catalog)."""
+    return {
+        k: v
+        for k, v in copier_config().items()
+        if not k.startswith("_") and v.get("when") is not False
+    }
 
 
 def all_service_subsets() -> list[tuple[str, ...]]:
