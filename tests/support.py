@@ -39,10 +39,12 @@ INIT = ["dumb-init", "--single-child", "--"]
 FRAMEWORKS = ("fastapi", "flask")
 PYTHONS = ("3.11", "3.12", "3.13")
 
-# This machine's backing services (the catalog's `this_machine` URLs); generated integration
-# tests read these.
+# This machine's backing services (the catalog's `this_machine` URLs; null: the tests start the
+# server themselves); generated integration tests read these.
 LOCAL_SERVICES = {
-    name: {entry["env"]: entry["urls"]["this_machine"]} for name, entry in CATALOG.items()
+    name: {entry["env"]: entry["urls"]["this_machine"]}
+    for name, entry in CATALOG.items()
+    if entry["urls"]["this_machine"] is not None
 }
 
 
