@@ -35,7 +35,7 @@ from .chart_support import (
     render_chart,
 )
 from .conftest import ProjectFactory
-from .support import INIT, combo_id, matrix
+from .support import CATALOG, INIT, combo_id, matrix
 
 pytestmark = pytest.mark.e2e
 
@@ -414,7 +414,7 @@ def test_app_pods_probe_drain_and_stop_in_time(renders: Renders) -> None:
 
 # --- ConfigMap, Secret and the app's settings --------------------------------------------
 
-URLS = {"postgres": "DATABASE_URL", "redis": "REDIS_URL", "rabbitmq": "AMQP_URL"}
+URLS = {name: entry["env"] for name, entry in CATALOG.items()}
 RESILIENCE_KNOBS = (
     "RETRY_ATTEMPTS",
     "RETRY_BACKOFF_BASE",
@@ -450,6 +450,7 @@ def test_config_and_secret_carry_the_settings_the_app_reads(renders: Renders) ->
             "REQUEST_READ_TIMEOUT",
             *(RESILIENCE_KNOBS if services else ()),
             *(OUTBOX_KNOBS if {"postgres", "rabbitmq"} <= set(services) else ()),
+            *(c["env"] for s in services for c in CATALOG[s]["chart_config"]),
             *(["METRICS_PORT", "METRICS_DIR"] if renders.answers["metrics"] else []),
             *(["DOCS_ENABLED"] if renders.answers["framework"] == "fastapi" else []),
         }
@@ -537,7 +538,7 @@ def test_worker_and_migration_run_the_package_entry_points(renders: Renders) -> 
 def test_network_policy_allows_the_app_port_dns_and_the_chosen_services(
     renders: Renders,
 ) -> None:
-    ports = {"postgres": 5432, "redis": 6379, "rabbitmq": 5672}
+    ports = {name: entry["port"] for name, entry in CATALOG.items()}
     for name in VALUES:
         (policy,) = [doc for doc in renders.docs[name] if doc["kind"] == "NetworkPolicy"]
         spec = policy["spec"]

@@ -24,7 +24,7 @@ import pytest
 import yaml
 from filelock import FileLock
 
-from .support import INIT, LOCAL_SERVICES, SERVICES, Project, combo_id, matrix, tool
+from .support import CATALOG, INIT, LOCAL_SERVICES, SERVICES, Project, combo_id, matrix, tool
 
 ProjectFactory = Callable[..., Project]
 pytestmark = pytest.mark.e2e
@@ -317,8 +317,7 @@ def test_compose_is_valid_and_complete(project: ProjectFactory, answers: dict[st
         assert services["worker"]["command"] == []
         assert (package / "worker.py").is_file()
     env = services["app"].get("environment", {})
-    names = {"postgres": "DATABASE_URL", "redis": "REDIS_URL", "rabbitmq": "AMQP_URL"}
-    assert set(env) == {names[s] for s in chosen}
+    assert env == {CATALOG[s]["env"]: CATALOG[s]["urls"]["compose"] for s in chosen}
 
 
 # --- the image's constraints, for real ---------------------------------------------------------
