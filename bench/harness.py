@@ -78,11 +78,14 @@ def free_port() -> int:
 
 
 def prepared_project(
-    work: Path, framework: str, src: Path = REPO, name: str = "service"
+    work: Path, framework: str, src: Path = REPO, name: str = "service", **answers: object
 ) -> Project:
-    """A default-answers project of `framework`, generated and installed (warms the uv cache)."""
-    project = generate(work / f"{framework}-{name}", {"framework": framework}, src=src)
-    project.run("make", "install")
+    """A project of `framework` (default answers, else `answers`), generated and installed
+    as the image installs it: bytecode compiled. The image's Python cannot write bytecode, and
+    with this machine's PYTHONDONTWRITEBYTECODE every start would compile every module."""
+    project = generate(work / f"{framework}-{name}", {"framework": framework, **answers}, src=src)
+    project.run("make", "install", env={"UV_COMPILE_BYTECODE": "1"})
+    project.run(str(project.python), "-m", "compileall", "-q", "src")
     return project
 
 
@@ -90,10 +93,16 @@ def template_at(ref: str, work: Path) -> Path:
     """The template as it was at git `ref`, as a plain directory Copier renders as is."""
     dest = work / f"template-{ref}"
     dest.mkdir()
-    archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", ref, "copier.yml", "template", "hooks"],
+    parts = ["copier.yml", "template", "hooks"]
+    listed = subprocess.run(
+        ["git", "-C", str(REPO), "ls-tree", "--name-only", ref, "catalog"],
         capture_output=True,
+        text=True,
         check=True,
+    ).stdout
+    parts += ["catalog"] if listed.strip() else []  # the service catalog, from its first version
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", ref, *parts], capture_output=True, check=True
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
     return dest

@@ -43,8 +43,9 @@ SECTIONS = {
     "image": ["image"],
 }
 ORDER = [name for names in SECTIONS.values() for name in names]
-# The template just before the hot-path work of issue 10: measured beside the current one.
-BEFORE_REF = "a3ac91c"
+# main just before the work of issue 22 (start-up and per-request cost): measured beside
+# the current template in the same run, so "before" and "after" share the machine's load.
+BEFORE_REF = "3e19c7f"
 
 
 def _git(*args: str) -> str:
@@ -139,43 +140,64 @@ def markdown(rows: list[Row], context: dict[str, str], notes: list[str]) -> str:
 
 
 NOTES = [
-    "- **Method.** Load: wrk (Debian's, `apt-get install wrk`), 1 thread, "
+    "- **Method.** Closed loop: wrk (Debian's, `apt-get install wrk`), 1 thread, "
     f"{throughput.CONNECTIONS} keep-alive connections, on loopback, pinned to CPU "
-    f"{LOAD_CPU}; each server (gunicorn, one worker) pinned to CPU "
-    f"{SERVER_CPU}. Bare = hello-world `/health/live` of the same framework under "
-    "the same gunicorn settings and worker class (FastAPI: uvicorn worker, access log off; "
-    "Flask: gthread, 8 threads); generated = `python -m <package>` with the default answers "
-    "(JSON access log per request to a file, request id, Prometheus metrics). Runs rotate "
-    "bare / generated / access log off / before so drift hits all alike; figures are "
-    "medians, per-round ratios in brackets. Latency is closed-loop at saturation, so p50 "
-    "is mostly queueing (connections / rps).",
+    f"{LOAD_CPU}; each server (gunicorn, one uvicorn worker) pinned to CPU "
+    f"{SERVER_CPU}. Bare = hello-world `/health/live` of the same framework under the "
+    "generated server's settings: uvicorn worker with its access log off, keep-alive 5 s; "
+    "Flask behind a2wsgi with the same 8 threads (until 2026-12 the bare Flask ran on "
+    "gunicorn's gthread, which the generated server no longer uses). Generated = "
+    "`python -m <package>` with the default answers (JSON access line per request to a "
+    "file, request id, Prometheus metrics), on the same `/health/live`. Runs rotate bare / "
+    "generated / access log off / before so drift hits all alike; figures are medians, "
+    "ranges or per-round ratios in brackets. Closed-loop latency is at saturation, so its "
+    "p50 is mostly queueing (connections / rps).",
+    "- **Open loop.** bench/openloop.c (built with `cc`; Debian has no wrk2) sends request i "
+    "at start + i / rate over the same keep-alive connections, whatever happened to the "
+    "earlier ones, and counts each latency from when the request was due (coordinated "
+    "omission corrected, as wrk2 does). The rate is half the bare app's closed-loop rps of "
+    "the same run; each variant gets the same rate. Its CPU per request is measured too: "
+    "at half load the server handles requests one or two at a time, so it costs more per "
+    "request than at saturation, where the event loop batches them.",
     "- **Noise.** The machine has 2 CPUs shared with other engineers' test runs (see the load "
-    "average above): single rounds swing by ±10-20 %; compare the ratios, not absolute rps, "
-    "and prefer more rounds (`--rounds`). wrk itself uses well under a core at these rates, so "
-    "the load generator is not the bottleneck (a Python load generator would be). Under load "
-    "the wall-clock ratio understates the generated app: it makes a write() per request for "
-    "its access line, and every extra syscall is one more chance to lose the shared core.",
+    "average above): single rounds swing by ±10-20 % and more; compare the ratios, not "
+    "absolute rps, and prefer more rounds (`--rounds`). The load generators use well under a "
+    "core at these rates. Under load the wall-clock ratio understates the generated app: it "
+    "makes a write() per request for its access line, and every extra syscall is one more "
+    "chance to lose the shared core.",
     "- **Access log off** is the generated app with LOG_LEVEL=WARNING, same rounds: the gap "
     "between it and the generated app is what one JSON access line per request costs "
     "(stdlib logging record, JSON formatting, a write per line).",
-    "- **CPU figures** are load-independent estimates: the server's user + system CPU time "
-    "(master + worker, /proc/<pid>/stat) during each wrk run divided by the requests served; "
+    "- **CPU figures** are the load-independent ones: the server's user + system CPU time "
+    "(master + worker, /proc/<pid>/stat) during each run divided by the requests served; "
     "bare CPU / generated CPU is the rps ratio the two would reach with a core to themselves. "
-    "Likewise *CPU used* at start-up: what start-up would take on an idle core (the wall "
-    "time also counts waiting for the CPU). Clock ticks are 10 ms, over runs of seconds.",
-    "- **Before / after.** `before` is the template at "
-    f"`{BEFORE_REF}` (before the hot-path work), generated and served beside the current one "
-    "in the same rounds. Changes: FastAPI logged every request twice (uvicorn re-enables its "
-    "own access log whenever `uvicorn.access` has a handler, and propagating to root counts) — "
-    "now one JSON line; the JSON formatter builds its encoder once (json.dumps with options "
-    "builds one per call) and formats the timestamp's date-time part once a second; metrics "
-    "cache labelled children instead of `labels()` (lock + key building) per request; "
-    "generated request ids come from `secrets.token_hex(16)` instead of a UUID object.",
+    "Likewise start-up *CPU*: what start-up takes on an idle core (the wall time also counts "
+    "waiting for the CPU). A loaded machine still inflates CPU time somewhat (two hyper-"
+    "threads share a core's caches), so compare variants of the same run. Clock ticks are "
+    "10 ms, over runs of seconds.",
+    "- **Before / after.** `before` is main at "
+    f"`{BEFORE_REF}` (before issue 22's work), generated, installed and measured beside the "
+    "current template in the same rounds. The work: uvicorn's per-connection header deadline "
+    "is one timer per connection instead of a timer set and cancelled per request; requests "
+    "without Content-Length or Transfer-Encoding skip the body buffer (no timeout scope, no "
+    "replay wrapper); the JSON formatter joins the line from its parts instead of building "
+    "and encoding a dict, and records skip the thread / process lookups no line carries; "
+    "request ids come from `random.getrandbits(128)` (reseeded in each forked worker) "
+    "instead of a getrandom() system call per request. With PostgreSQL, Flask's per-block "
+    "database deadline shares one alarm thread per process instead of starting a timer "
+    "thread per block (~80 us of CPU each, ~3 us now; not in these default-answer rows). "
+    "Earlier rounds (issue 10): one access line per request, the encoder built once, metric "
+    "children cached.",
     "- **Start-up** is process start (exec of `python -m <package>`) to the first "
-    "`/health/ready` 200, polled every 5 ms; **memory** is RSS from /proc after 1 s idle "
-    "(PSS splits pages the forked worker shares with the master; a pod's cgroup charges "
-    "roughly the PSS sum). The chart's memory request is the idle master + worker RSS of the "
-    "heavier framework plus 25 %, rounded up to 16 MiB.",
+    "`/health/ready` 200, polled every 5 ms, with the project installed as the image installs "
+    "it: bytecode compiled (`UV_COMPILE_BYTECODE=1`, the project's own `src/` too). This "
+    "machine sets PYTHONDONTWRITEBYTECODE, so without that every start compiled every module "
+    "from source, which is what the rows up to 2026-11 measured (~2x the CPU). The CPU figure "
+    "is the target's; `tracing on` is the same template with `tracing=true` (no exporter "
+    "endpoint). **Memory** is RSS and PSS from /proc after 1 s idle (PSS splits pages the "
+    "forked worker shares with the master; a pod's cgroup charges roughly the PSS sum), and "
+    "the worker's again after the load runs. The chart's memory request is the idle master + "
+    "worker RSS of the heavier framework plus 25 %, rounded up to 16 MiB.",
     "- **Draining.** The k8s-like run is the check: a prober polls readiness every 50 ms, the "
     f"endpoint is removed {drain.PROPAGATION:g} s after readiness fails (DRAIN_SECONDS="
     f"{drain.DRAIN_SECONDS:g}), then clients stop sending; all requests sent, in flight at "
@@ -190,6 +212,20 @@ NOTES = [
     "(`history`), oldest first; the base image is this machine's stand-in for "
     "`python:X.Y-slim-bookworm` (Debian 12 minbase + its CPython), bigger than Docker Hub's.",
 ]
+
+
+def before_projects(work: Path) -> dict[str, Project] | None:
+    """The template at BEFORE_REF, generated for each framework (None outside a git clone)."""
+    if not _git("rev-parse", "--verify", "--quiet", BEFORE_REF):
+        return None
+    old = template_at(BEFORE_REF, work)
+    return {f: prepared_project(work, f, src=old, name="before") for f in FRAMEWORKS}
+
+
+def others(work: Path, before: dict[str, Project] | None) -> dict[str, dict[str, Project]]:
+    """Start-up's other variants: before, and the current template with tracing on."""
+    tracing = {f: prepared_project(work, f, name="tracing", tracing=True) for f in FRAMEWORKS}
+    return {**({"before": before} if before else {}), "tracing on": tracing}
 
 
 def main() -> int:
@@ -207,7 +243,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     if args.only:
-        return only(args.only, args.no_write)
+        return only(args.only, args.no_write, args.no_before)
     seconds = args.seconds or (3.0 if args.quick else 5.0)
     rounds = args.rounds or (2 if args.quick else 4)
     runs = 3 if args.quick else 5
@@ -218,13 +254,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="svcgen-bench-") as tmp:
         work = Path(tmp)
         projects = {f: prepared_project(work, f) for f in FRAMEWORKS}
-        before = None
-        if not args.no_before and _git("rev-parse", "--verify", "--quiet", BEFORE_REF):
-            old = template_at(BEFORE_REF, work)
-            before = {f: prepared_project(work, f, src=old, name="before") for f in FRAMEWORKS}
+        before = None if args.no_before else before_projects(work)
         rows += green.rows(green.measure(work, projects))
-        starts = startup.measure(work, projects, runs)
-        rows += startup.rows(starts)
+        rows += startup.rows(startup.measure(work, projects, runs, others(work, before)))
         rows += throughput.rows(throughput.measure(work, projects, seconds, rounds, before))
         rows += drain.rows(drain.measure(work, projects))
         rows += image_rows(projects)
@@ -250,7 +282,7 @@ def main() -> int:
     return 0
 
 
-def only(sections: list[str], no_write: bool) -> int:
+def only(sections: list[str], no_write: bool, no_before: bool = False) -> int:
     """Measure `sections` alone; the other rows (and their context) stay as results.md has them."""
     started = time.perf_counter()
     load_before = loadavg()
@@ -258,15 +290,17 @@ def only(sections: list[str], no_write: bool) -> int:
     with tempfile.TemporaryDirectory(prefix="svcgen-bench-") as tmp:
         work = Path(tmp)
         projects = {f: prepared_project(work, f) for f in FRAMEWORKS}
+        wants_before = not no_before and {"startup", "throughput"} & set(sections)
+        before = before_projects(work) if wants_before else None
         for section in sections:
             if section == "generation":
                 rows += generation_rows(5)
             elif section == "green":
                 rows += green.rows(green.measure(work, projects))
             elif section == "startup":
-                rows += startup.rows(startup.measure(work, projects, 5))
+                rows += startup.rows(startup.measure(work, projects, 5, others(work, before)))
             elif section == "throughput":
-                rows += throughput.rows(throughput.measure(work, projects, 5.0, 4, None))
+                rows += throughput.rows(throughput.measure(work, projects, 5.0, 4, before))
             elif section == "drain":
                 rows += drain.rows(drain.measure(work, projects))
             elif section == "image":

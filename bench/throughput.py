@@ -1,9 +1,10 @@
-"""Generated service vs the bare framework: requests/s and latency on /health/live.
+"""Generated service vs the bare framework: requests/s, CPU and latency on /health/live.
 
-Both apps run under the same server the generated one uses (gunicorn, one worker:
-uvicorn worker with its access log off for FastAPI, gthread with 8 threads for Flask),
-pinned to one CPU; wrk runs on the other. Runs alternate bare / generated (ABBA) so
-drift in the machine's other load hits both alike; the figures are medians.
+Both apps run under the server the generated one uses (gunicorn, one uvicorn worker with
+its access log off; Flask behind a2wsgi with the generated server's thread count), pinned
+to one CPU; the load generator runs on the other. Closed loop (wrk, at saturation) first,
+then open loop (bench/openloop.c) at half the bare app's saturation rate. Runs rotate
+between the variants so drift in the machine's other load hits all alike; figures are medians.
 Run alone: `.venv/bin/python bench/throughput.py [--seconds 5 --rounds 2]`.
 """
 
@@ -19,6 +20,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import openloop
 from harness import (
     FRAMEWORKS,
     LOAD_CPU,
@@ -33,6 +35,7 @@ from harness import (
     print_rows,
     service_argv,
     service_env,
+    template_at,
 )
 
 from tests.support import Project
@@ -61,14 +64,26 @@ async def live() -> dict[str, str]:
 """
 
 BARE_FLASK = """\
+from typing import Any, ClassVar
+
+from a2wsgi import WSGIMiddleware
 from flask import Flask
+from uvicorn_worker import UvicornWorker
 
-app = Flask(__name__)
+
+class Worker(UvicornWorker):
+    CONFIG_KWARGS: ClassVar[dict[str, Any]] = {**UvicornWorker.CONFIG_KWARGS, "access_log": False}
 
 
-@app.get("/health/live")
+flask_app = Flask(__name__)
+
+
+@flask_app.get("/health/live")
 def live() -> dict[str, str]:
     return {"status": "pass"}
+
+
+app = WSGIMiddleware(flask_app, workers=8)  # the generated server's WSGI_THREADS
 """
 
 
@@ -87,9 +102,7 @@ def bare_argv(project: Project, framework: str, port: int) -> list[str]:
         "--worker-tmp-dir",
         "/dev/shm",
     ]
-    if framework == "fastapi":
-        return [*common, "--worker-class", "bare_fastapi.Worker", "bare_fastapi:app"]
-    return [*common, "--worker-class", "gthread", "--threads", "8", "bare_flask:app"]
+    return [*common, "--worker-class", f"bare_{framework}.Worker", f"bare_{framework}:app"]
 
 
 @dataclass
@@ -172,7 +185,11 @@ class Comparison:
     generated: list[WrkResult] = field(default_factory=list)
     before: list[WrkResult] = field(default_factory=list)
     quiet: list[WrkResult] = field(default_factory=list)
-    worker_rss_after_load_kib: int = 0
+    # Open loop at half the bare saturation rate, by variant ("bare", "generated", "before").
+    open_rate: float = 0.0
+    open: dict[str, list[openloop.OpenLoopResult]] = field(default_factory=dict)
+    # Worker (RSS, PSS) in KiB after the load, by variant ("generated", "before").
+    after_load_kib: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @staticmethod
     def median(results: list[WrkResult], attr: str) -> float:
@@ -203,17 +220,25 @@ def _generated_server(project: Project, work: Path, label: str, **env: str) -> S
 
 
 def compare(
-    project: Project, work: Path, seconds: float, rounds: int, before: Project | None = None
+    project: Project,
+    work: Path,
+    seconds: float,
+    rounds: int,
+    before: Project | None = None,
+    open_seconds: float | None = None,
 ) -> Comparison:
-    """Bare vs generated (vs the generated app before the hot-path work), rotating order."""
+    """Bare vs generated (vs the generated app before this round of work), rotating order:
+    closed loop at saturation, then open loop at half the bare saturation rate."""
     framework = str(project.answers["framework"])
     (work / f"bare_{framework}.py").write_text(
         BARE_FASTAPI if framework == "fastapi" else BARE_FLASK, encoding="utf-8"
     )
     bare_port = free_port()
     result = Comparison(framework)
+    # (label, server, closed-loop results)
     servers = [
         (
+            "bare",
             Server(
                 pinned(SERVER_CPU, bare_argv(project, framework, bare_port)),
                 cwd=work,
@@ -221,36 +246,48 @@ def compare(
                 port=bare_port,
                 log=work / f"bare-{framework}.log",
             ),
-            PATH,
             result.bare,
         ),
-        (_generated_server(project, work, "generated"), "/health/ready", result.generated),
+        ("generated", _generated_server(project, work, "generated"), result.generated),
         # The same app with its access line off: what the per-request log line costs.
-        (
-            _generated_server(project, work, "quiet", LOG_LEVEL="WARNING"),
-            "/health/ready",
-            result.quiet,
-        ),
+        ("quiet", _generated_server(project, work, "quiet", LOG_LEVEL="WARNING"), result.quiet),
     ]
     if before is not None:
-        servers.append((_generated_server(before, work, "before"), "/health/ready", result.before))
+        servers.append(("before", _generated_server(before, work, "before"), result.before))
     try:
-        for server, ready, _ in servers:
-            server.wait_for(ready)
+        for _, server, _ in servers:
+            server.wait_for(PATH)
             wrk(server.port, 1)  # warm-up: imports, first-request caches
         for i in range(rounds):
             shift = i % len(servers)
-            for server, _, results in servers[shift:] + servers[:shift]:
+            for _, server, results in servers[shift:] + servers[:shift]:
                 pids = [server.pid, *server.children()]
                 cpu = cpu_seconds(pids)
                 run = wrk(server.port, seconds)
                 run.cpu_us_per_request = (cpu_seconds(pids) - cpu) / run.requests * 1e6
                 results.append(run)
-        workers = servers[1][0].children()
-        if workers:
-            result.worker_rss_after_load_kib = memory_kib(workers[0])[0]
+        result.open_rate = result.median(result.bare, "rps") / 2
+        binary = openloop.build(work)
+        open_servers = [s for s in servers if s[0] != "quiet"]
+        for i in range(max(2, rounds // 2)):
+            shift = i % len(open_servers)
+            for label, server, _ in open_servers[shift:] + open_servers[:shift]:
+                pids = [server.pid, *server.children()]
+                cpu = cpu_seconds(pids)
+                length = open_seconds or seconds
+                run_open = openloop.run(
+                    binary, server.port, PATH, result.open_rate, length, CONNECTIONS
+                )
+                run_open.cpu_us_per_request = (
+                    (cpu_seconds(pids) - cpu) / max(run_open.done, 1) * 1e6
+                )
+                result.open.setdefault(label, []).append(run_open)
+        for label, server, _ in servers:
+            workers = server.children()
+            if workers and label in ("generated", "before"):
+                result.after_load_kib[label] = memory_kib(workers[0])
     finally:
-        for server, _, _ in servers:
+        for _, server, _ in servers:
             server.stop()
     return result
 
@@ -263,30 +300,59 @@ def _latency(results: list[WrkResult]) -> str:
     )
 
 
+def _spread(values: list[float], unit: str = "") -> str:
+    """Median with the range of the runs: `133 us (120-150)`."""
+    return f"{statistics.median(values):.0f}{unit} ({min(values):.0f}-{max(values):.0f})"
+
+
+def _open(results: list[openloop.OpenLoopResult]) -> str:
+    p50 = statistics.median(r.p50_ms for r in results)
+    p99 = statistics.median(r.p99_ms for r in results)
+    worst = max(r.p99_ms for r in results)
+    cpu = statistics.median(r.cpu_us_per_request for r in results)
+    return f"{p50:.1f} / {p99:.1f} ms (worst p99 {worst:.1f}), {cpu:.0f} us CPU"
+
+
 def rows(comparisons: list[Comparison]) -> list[Row]:
     out = []
     section = "throughput"
     med = Comparison.median
     for c in comparisons:
+        cpu = {
+            label: [r.cpu_us_per_request for r in results]
+            for label, results in (
+                ("bare", c.bare),
+                ("generated", c.generated),
+                ("before", c.before),
+            )
+            if results
+        }
+        before_cpu = (
+            f"; before {_spread(cpu['before'], ' us')} = ~{c.cpu_ratio(c.before):.0%}"
+            if c.before
+            else ""
+        )
         out += [
-            Row(section, f"{c.framework}: bare rps, p50 / p99", _latency(c.bare)),
-            Row(section, f"{c.framework}: generated rps, p50 / p99", _latency(c.generated)),
+            Row(section, f"{c.framework}: bare rps, p50 / p99 (closed loop)", _latency(c.bare)),
             Row(
                 section,
-                f"{c.framework}: server CPU per request",
-                f"bare {med(c.bare, 'cpu_us_per_request'):.0f} us, generated "
-                f"{med(c.generated, 'cpu_us_per_request'):.0f} us: rps ratio on an idle core "
-                f"~{c.cpu_ratio(c.generated):.0%}",
+                f"{c.framework}: generated rps, p50 / p99 (closed loop)",
+                _latency(c.generated) + (f"; before {_latency(c.before)}" if c.before else ""),
+            ),
+            Row(
+                section,
+                f"{c.framework}: server CPU per request, generated / bare",
+                f"bare {_spread(cpu['bare'], ' us')}, generated "
+                f"{_spread(cpu['generated'], ' us')}: ~{c.cpu_ratio(c.generated):.0%}" + before_cpu,
                 f">= {TARGET:.0%}",
                 c.cpu_ratio(c.generated) >= TARGET,
             ),
             Row(
                 section,
-                f"{c.framework}: generated / bare rps",
+                f"{c.framework}: generated / bare rps (closed loop)",
                 f"{c.ratio(c.generated):.0%} (rounds: "
-                f"{', '.join(f'{r:.0%}' for r in c.pair_ratios(c.generated))})",
-                f">= {TARGET:.0%}",
-                c.ratio(c.generated) >= TARGET,
+                f"{', '.join(f'{r:.0%}' for r in c.pair_ratios(c.generated))})"
+                + (f"; before {c.ratio(c.before):.0%}" if c.before else ""),
             ),
         ]
         if c.quiet:
@@ -298,25 +364,25 @@ def rows(comparisons: list[Comparison]) -> list[Row]:
                     f"({med(c.quiet, 'cpu_us_per_request'):.0f} us/request; LOG_LEVEL=WARNING)",
                 )
             )
-        if c.before:
-            out.append(
-                Row(
-                    section,
-                    f"{c.framework}: before hot-path work / bare",
-                    f"{c.ratio(c.before):.0%}, CPU ~{c.cpu_ratio(c.before):.0%} (rounds: "
-                    f"{', '.join(f'{r:.0%}' for r in c.pair_ratios(c.before))}); "
-                    f"{_latency(c.before)}",
+        for label in ("bare", "generated", "before"):
+            if c.open.get(label):
+                out.append(
+                    Row(
+                        section,
+                        f"{c.framework}: {label} at {c.open_rate:,.0f}/s (open loop), p50 / p99",
+                        _open(c.open[label]),
+                    )
                 )
-            )
-        errors = sum(r.errors for r in c.bare + c.generated + c.before + c.quiet)
+        runs = c.bare + c.generated + c.before + c.quiet
+        errors = sum(r.errors for r in runs) + sum(r.errors for v in c.open.values() for r in v)
         if errors:
-            out.append(Row(section, f"{c.framework}: wrk errors", str(errors), "0", False))
-        if c.worker_rss_after_load_kib:
+            out.append(Row(section, f"{c.framework}: load errors", str(errors), "0", False))
+        for label, (rss, pss) in c.after_load_kib.items():
             out.append(
                 Row(
                     "memory",
-                    f"{c.framework}: worker RSS after load",
-                    f"{c.worker_rss_after_load_kib / 1024:.1f} MiB",
+                    f"{c.framework}: {label} worker after load, RSS / PSS",
+                    f"{rss / 1024:.1f} / {pss / 1024:.1f} MiB",
                 )
             )
     return out
@@ -339,12 +405,19 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--framework", choices=FRAMEWORKS, action="append")
+    parser.add_argument("--before", metavar="REF", help="also serve the template at git REF")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="svcgen-bench-") as tmp:
         work = Path(tmp)
         frameworks = args.framework or list(FRAMEWORKS)
         projects = {f: prepared_project(work, f) for f in frameworks}
-        comparisons = [compare(projects[f], work, args.seconds, args.rounds) for f in frameworks]
+        before = {}
+        if args.before:
+            old = template_at(args.before, work)
+            before = {f: prepared_project(work, f, src=old, name="before") for f in frameworks}
+        comparisons = [
+            compare(projects[f], work, args.seconds, args.rounds, before.get(f)) for f in frameworks
+        ]
     print_rows(rows(comparisons))
     return 0
 

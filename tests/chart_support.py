@@ -7,6 +7,7 @@ combination is rendered once per session however many tests and xdist workers re
 from __future__ import annotations
 
 import copy
+import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -152,3 +153,13 @@ def pod_specs(docs: list[dict[str, Any]]) -> list[tuple[str, str, dict[str, Any]
         elif kind == "CronJob":
             specs.append((kind, name, doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]))
     return specs
+
+
+def crd_validate(renders: Renders, docs: dict[str, list[dict[str, Any]]]) -> Any:
+    """Run crd-validate (scripts/tools/crd-validate.mjs) over each label's `docs`."""
+    files = []
+    for label, manifests in docs.items():
+        instance = renders.workdir / f"crd-{label}.json"
+        instance.write_text(json.dumps(manifests), encoding="utf-8")
+        files.append(str(instance))
+    return renders.project.run(chart_tool("crd-validate"), *files, check=False)

@@ -1,4 +1,4 @@
-"""Fixtures over tests/support.py."""
+"""Fixtures over tests/support.py and tests/chart_support.py."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from .support import Project, cached_project
+from .chart_support import Renders, render_chart
+from .support import Project, cached_project, combo_id, matrix
 
 ProjectFactory = Callable[..., Project]
 
@@ -32,3 +33,10 @@ def project(projects_dir: Path) -> ProjectFactory:
         return cached_project(projects_dir, data, install=install)
 
     return make
+
+
+@pytest.fixture(params=matrix(), ids=combo_id)
+def renders(request: pytest.FixtureRequest, project: ProjectFactory) -> Renders:
+    """Every combination's Helm chart, rendered once per values file (tests/chart_support.py)."""
+    answers: dict[str, Any] = request.param
+    return render_chart(project(answers, install=False))

@@ -8,15 +8,18 @@ check the service stays alive but not ready, naming the database check.
 from __future__ import annotations
 
 import json
+import os
 import queue
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import IO, Any
 
 import httpx
@@ -38,6 +41,11 @@ _CREATE_SCHEMA = (
     "import os, sys, psycopg\n"
     "with psycopg.connect(os.environ['DATABASE_URL'], autocommit=True) as c:\n"
     "    c.execute(f'CREATE SCHEMA \"{sys.argv[1]}\"')\n"
+)
+_DROP_SCHEMA = (
+    "import os, sys, psycopg\n"
+    "with psycopg.connect(os.environ['DATABASE_URL'], autocommit=True) as c:\n"
+    "    c.execute(f'DROP SCHEMA IF EXISTS \"{sys.argv[1]}\" CASCADE')\n"
 )
 _CLEAN_UP = (
     "import asyncio, os, sys, aio_pika, psycopg\n"
@@ -74,7 +82,10 @@ def lines_of(stream: IO[str]) -> queue.Queue[str]:
 def running(
     project: Project, module: str, env: Mapping[str, str]
 ) -> Iterator[tuple[subprocess.Popen[str], queue.Queue[str]]]:
-    """`python -m module` in the project; stopped with SIGTERM (and must exit 0) afterwards."""
+    """`python -m module` in the project; stopped with SIGTERM (and must exit 0) afterwards.
+
+    It runs in a process group of its own: however the test ends, nothing it started (a server's
+    workers too) outlives it."""
     process = subprocess.Popen(
         [str(project.python), "-m", module],
         cwd=project.path,
@@ -82,6 +93,7 @@ def running(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,
     )
     assert process.stdout is not None
     try:
@@ -89,9 +101,47 @@ def running(
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0, f"{module} did not exit cleanly on SIGTERM"
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@contextmanager
+def own_schema(
+    project: Project,
+    name: str,
+    server: Mapping[str, str],
+    env: Mapping[str, str],
+    clean_up: str = _DROP_SCHEMA,
+) -> Iterator[None]:
+    """Schema `name` made on the server (`server`: its plain DATABASE_URL) and the project migrated
+    into it (`env`: a DATABASE_URL with that search_path); `clean_up` runs with `name` after."""
+    python = str(project.python)
+    project.run(python, "-c", _CREATE_SCHEMA, name, env=server)
+    try:
+        project.run(python, "-m", project.package, "migrate", env=env)
+        yield
+    finally:
+        project.run(python, "-c", clean_up, name, env=server)
+
+
+def logged_items(
+    lines: queue.Queue[str], done: Callable[[list[dict[str, Any]]], bool], timeout: float
+) -> list[dict[str, Any]]:
+    """The `item.created` events a worker logged as handled, read until `done(events)` (or the
+    timeout)."""
+    events: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while not done(events) and time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=max(deadline - time.monotonic(), 0.1))
+        except queue.Empty:
+            break
+        assert line, "the worker exited"
+        entry = json.loads(line)
+        if entry.get("event") == "item.created":
+            events.append(entry)
+    return events
 
 
 def wait_for(url: str, status: int, process: subprocess.Popen[Any], timeout: float = 60) -> None:
@@ -105,6 +155,42 @@ def wait_for(url: str, status: int, process: subprocess.Popen[Any], timeout: flo
             pass
         time.sleep(0.2)
     pytest.fail(f"{url} never answered {status}")
+
+
+_FORKER = """\
+import subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+print(child.pid, flush=True)
+time.sleep(300)
+"""
+
+
+def test_a_failing_test_leaves_no_process_behind(tmp_path: Path) -> None:
+    """running() stops the whole process group when the test fails: a server's workers too."""
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / ".venv" / "bin" / "python").symlink_to(sys.executable)
+    (tmp_path / "forker.py").write_text(_FORKER)
+    project = Project(tmp_path, {"package_name": "forker"})
+
+    def fail_while_running() -> None:
+        with running(project, "forker", {}) as (_, lines):
+            raise RuntimeError(int(lines.get(timeout=30)))  # the pid of the process it started
+
+    with pytest.raises(RuntimeError) as failed:
+        fail_while_running()
+    child = failed.value.args[0]
+    deadline = time.monotonic() + 10
+    while alive(child) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(child), f"process {child} outlived the test"
+
+
+def alive(pid: int) -> bool:
+    """Running (a killed process waiting for init to reap it is not)."""
+    try:
+        return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
 
 
 @pytest.fixture(params=ALL_SERVICES, ids=combo_id)

@@ -128,6 +128,16 @@ def test_invalid_input_exits_2_with_the_rule_and_creates_nothing(
     assert entries(tmp_path) == []
 
 
+@pytest.mark.parametrize("item", ["no-equals-sign", "=value"])
+def test_rehearse_env_reads_key_value_as_data_does(tmp_path: Path, item: str) -> None:
+    """`rehearse --env` and `new --data` share one KEY=VALUE parser: the same message, exit 2,
+    before anything runs."""
+    result = svcgen("rehearse", "--env", item, str(tmp_path))
+    assert result.exit_code == 2, result.output
+    assert f"--env expects KEY=VALUE, got {item!r}" in result.stderr
+    assert "svcgen rehearse" not in result.stdout, "nothing ran"
+
+
 def new_without_stdin(*args: str) -> subprocess.CompletedProcess[str]:
     """The installed `svcgen new` (the template at HEAD) with stdin closed, as in CI."""
     return subprocess.run(

@@ -26,7 +26,7 @@ import yaml
 from .chart_support import NAMESPACE, RELEASE, chart_tool
 from .conftest import ProjectFactory
 from .support import Project, combo_id, matrix, service_env
-from .test_backing_services import _CREATE_SCHEMA
+from .test_backing_services import own_schema
 from .test_service_runtime import free_port, wait_ready
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("slo")]
@@ -35,11 +35,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("slo")]
 # the Flask + PostgreSQL one test_resilience runs.
 ANSWERS = {"framework": "fastapi"}
 POSTGRES = next(a for a in matrix() if a["services"] == ["postgres"] and a["framework"] == "flask")
-_DROP_SCHEMA = (
-    "import os, sys, psycopg\n"
-    "with psycopg.connect(os.environ['DATABASE_URL'], autocommit=True) as c:\n"
-    "    c.execute(f'DROP SCHEMA IF EXISTS \"{sys.argv[1]}\" CASCADE')\n"
-)
 WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 ALERTS = {
     ("availability", "Fast"): "critical",
@@ -246,12 +241,8 @@ def scraped(project: ProjectFactory, request: pytest.FixtureRequest) -> Iterator
     name = f"svcgen_slo_{uuid.uuid4().hex[:8]}"
     server = service_env(["postgres"], name)
     env = {**server, "DATABASE_URL": f"{server['DATABASE_URL']}?options=-csearch_path%3D{name}"}
-    generated.run(str(generated.python), "-c", _CREATE_SCHEMA, name, env=server)
-    try:
-        generated.run(str(generated.python), "-m", generated.package, "migrate", env=env)
+    with own_schema(generated, name, server, env):
         yield Scraped(generated, env)
-    finally:
-        generated.run(str(generated.python), "-c", _DROP_SCHEMA, name, env=server)
 
 
 def test_prometheus_scrapes_the_service_and_every_query_returns_series(

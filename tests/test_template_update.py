@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
+from .ci_support import PINNED, load_yaml
 from .conftest import ProjectFactory
 from .repos import (
     Repo,
@@ -39,7 +40,6 @@ from .repos import (
     run,
 )
 from .support import matrix
-from .test_ci_workflows import PINNED, load_yaml
 
 WORKFLOW = ".github/workflows/template-update.yml"
 SCRIPT = ".github/scripts/template_update.py"

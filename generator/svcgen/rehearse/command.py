@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from ..console import parse_data
+
 
 def read_env_file(path: Path) -> dict[str, str]:
     """KEY=VALUE lines (dotenv style: `#` comments, blank lines, `export `, quoted values)."""
@@ -30,13 +32,6 @@ def read_env_file(path: Path) -> dict[str, str]:
             value = value[1:-1]
         found[key] = value
     return found
-
-
-def _key_value(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise typer.BadParameter(f"expected KEY=VALUE, got {text!r}")
-    return key, value
 
 
 def rehearse(
@@ -112,7 +107,7 @@ def rehearse(
         sets=list(sets or []),
         env={
             **{k: v for file in env_files or [] for k, v in read_env_file(file).items()},
-            **dict(_key_value(item) for item in env or []),
+            **parse_data(env, "--env"),
         },
         probe_seconds=probe_seconds,
         release=release,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
+import math
 import sys
 import time
 from contextvars import ContextVar
+from random import getrandbits
 from typing import Any, Final
 
 REQUEST_ID_HEADER: Final = "X-Request-ID"
@@ -20,6 +21,22 @@ _RESERVED: Final = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "
 
 # Built once: json.dumps with options builds a new encoder on every call.
 _encode: Final = json.JSONEncoder(default=str, ensure_ascii=False).encode
+# A string as JSON (what `_encode` does for one, without its dispatch).
+_string: Final = json.encoder.encode_basestring
+
+
+def _value(value: Any) -> str:
+    """One value as JSON: the common types directly, the rest through the encoder."""
+    kind = type(value)
+    if kind is str:
+        return _string(value)
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float and math.isfinite(value):
+        return float.__repr__(value)
+    if value is None:
+        return "null"
+    return _encode(value)
 
 
 def resolve_request_id(incoming: str | None) -> str:
@@ -31,15 +48,21 @@ def resolve_request_id(incoming: str | None) -> str:
         and incoming.isprintable()
     ):
         return incoming
-    return secrets.token_hex(16)  # 128 random bits, like a UUID4, without building one
+    # 128 random bits, like a UUID4, without building one or a system call per request
+    # (`random` reseeds in every forked worker; an id needs to be unique, not secret).
+    return f"{getrandbits(128):032x}"
 
 
 class JsonFormatter(logging.Formatter):
-    """Formats a record as one JSON object: timestamp, level, logger, message, ... ."""
+    """Formats a record as one JSON object: timestamp, level, logger, message, service,
+    version, request_id, then the record's extra attributes by name.
+
+    The line is joined from its parts rather than built as a dict and encoded: the same
+    JSON at half the cost, which every request pays for its access line."""
 
     def __init__(self, *, service: str, version: str) -> None:
         super().__init__()
-        self._static = {"service": service, "version": version}
+        self._static = f', "service": {_string(service)}, "version": {_string(version)}'
         self._second: tuple[int, str] = (-1, "")
 
     def _timestamp(self, created: float) -> str:
@@ -52,23 +75,23 @@ class JsonFormatter(logging.Formatter):
         return f"{cached[1]}.{int((created - second) * 1000):03d}+00:00"
 
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "timestamp": self._timestamp(record.created),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-            **self._static,
-            "request_id": request_id_var.get(),
-        }
+        request_id = request_id_var.get()
+        parts = [
+            f'{{"timestamp": "{self._timestamp(record.created)}", '
+            f'"level": {_value(record.levelname)}, "logger": {_value(record.name)}, '
+            f'"message": {_string(record.getMessage())}{self._static}, '
+            f'"request_id": {"null" if request_id is None else _string(request_id)}'
+        ]
         attributes = record.__dict__
         extras = attributes.keys() - _RESERVED
         if extras:
             for key in sorted(extras):
                 if not key.startswith("_"):
-                    entry[key] = attributes[key]
+                    parts.append(f", {_string(key)}: {_value(attributes[key])}")
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return _encode(entry)
+            parts.append(f', "exception": {_string(self.formatException(record.exc_info))}')
+        parts.append("}")
+        return "".join(parts)
 
 
 def configure_logging(*, level: str, service: str, version: str) -> None:
@@ -78,6 +101,8 @@ def configure_logging(*, level: str, service: str, version: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # No line carries the thread, process or process name: skip looking them up per record.
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     # Servers' own loggers carry handlers of their own: make them propagate to ours.
     for name in ("uvicorn", "uvicorn.error", "gunicorn.error", "gunicorn.access"):
         server_logger = logging.getLogger(name)

@@ -24,37 +24,50 @@ App = Any
 
 class HeaderDeadlineProtocol(HttpToolsProtocol):
     """uvicorn's HTTP protocol, closing a connection whose request headers are not complete
-    `header_timeout` seconds after it opened or after its previous response."""
+    `header_timeout` seconds after it opened or after its previous response.
+
+    One timer per connection, not one per request: a response only notes when the
+    connection went idle; when the timer fires before that wait has run its course, it is
+    set again for what is left."""
 
     header_timeout: ClassVar[float] = 10.0
     _deadline: asyncio.TimerHandle | None = None
+    _waiting_since: float | None = None  # loop time it began waiting for headers; None: busy
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm()
+        self._waiting_since = self.loop.time()
+        self._deadline = self.loop.call_later(self.header_timeout, self._check)
 
     def on_headers_complete(self) -> None:
-        self._disarm()
+        self._waiting_since = None
         super().on_headers_complete()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
         # Idle again, unless a pipelined request (headers already in) has just started.
         if not self.transport.is_closing() and (self.cycle is None or self.cycle.response_complete):
-            self._arm()
+            self._waiting_since = self.loop.time()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        super().connection_lost(exc)
-
-    def _arm(self) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(self.header_timeout, self.transport.close)
-
-    def _disarm(self) -> None:
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
+        super().connection_lost(exc)
+
+    def _check(self) -> None:
+        since = self._waiting_since
+        left = self.header_timeout
+        if since is not None:
+            left += since - self.loop.time()
+        if left <= 0:
+            self._deadline = None
+            self.transport.close()
+        else:
+            self._deadline = self.loop.call_later(left, self._check)
+
+
+_FRAMING = (b"content-length", b"transfer-encoding")
 
 
 class BufferedBody:
@@ -76,6 +89,12 @@ class BufferedBody:
             await self.app(scope, receive, send)
             return
         headers = scope["headers"]
+        for name, _ in headers:
+            if name in _FRAMING:
+                break
+        else:  # no Content-Length or Transfer-Encoding: there is no body to wait for
+            await self.app(scope, receive, send)
+            return
         length = next((v for k, v in headers if k == b"content-length"), None)
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
             body, complete = b"", False  # refused unread: the app answers 413 from the header
@@ -105,8 +124,7 @@ class BufferedBody:
                 message["headers"] = [*message.get("headers", []), (b"connection", b"close")]
             await send(message)
 
-        framing = (b"content-length", b"transfer-encoding")
-        unframed = [(k, v) for k, v in headers if k not in framing]
+        unframed = [(k, v) for k, v in headers if k not in _FRAMING]
         scope = {**scope, "headers": [*unframed, (b"content-length", length)]}
         await self.app(scope, replay, send if complete else closing)
 
