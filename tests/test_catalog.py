@@ -61,7 +61,7 @@ def test_each_entry_is_consistent(name: str) -> None:
     assert any(p.name.endswith(f"{module}.py{{% endif %}}.jinja") for p in CORE.iterdir()), (
         f"no client module core/{module}.py"
     )
-    assert set(entry["libraries"]) == {"shared", "fastapi", "flask"}
+    assert set(entry["libraries"]) == {"shared", "fastapi", "flask", "dev"}
     assert set(entry["untyped"]) == {"fastapi", "flask"}
 
 
