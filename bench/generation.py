@@ -54,7 +54,7 @@ def committed_copy_of_repo(work: Path) -> Path:
     """The template as committed plus working-tree changes, as a clean git repo (like a user's)."""
     clone = work / "svcgen"
     subprocess.run(["git", "clone", "--quiet", str(REPO), str(clone)], check=True)
-    for part in ("copier.yml", "template", "hooks"):
+    for part in ("copier.yml", "catalog", "template", "hooks"):
         target = clone / part
         if target.is_dir():
             shutil.rmtree(target)

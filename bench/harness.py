@@ -93,10 +93,16 @@ def template_at(ref: str, work: Path) -> Path:
     """The template as it was at git `ref`, as a plain directory Copier renders as is."""
     dest = work / f"template-{ref}"
     dest.mkdir()
-    archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", ref, "copier.yml", "template", "hooks"],
+    parts = ["copier.yml", "template", "hooks"]
+    listed = subprocess.run(
+        ["git", "-C", str(REPO), "ls-tree", "--name-only", ref, "catalog"],
         capture_output=True,
+        text=True,
         check=True,
+    ).stdout
+    parts += ["catalog"] if listed.strip() else []  # the service catalog, from its first version
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", ref, *parts], capture_output=True, check=True
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
     return dest

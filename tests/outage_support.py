@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from .conftest import ProjectFactory
-from .support import FRAMEWORKS, Project, matrix, service_env
+from .support import CATALOG, FRAMEWORKS, Project, matrix, service_env
 from .test_backing_services import (
     _CLEAN_UP,
     _CREATE_SCHEMA,
@@ -31,8 +31,8 @@ ROUTE_BOUND = TIMEOUT + 0.5  # a route's own timeout, with room for a loaded mac
 STALLED_ROUTE_BOUND = TIMEOUT + 1.0
 PROBES = 3
 RECOVERY_LIMIT = 30.0
-PORTS = {"postgres": 5432, "redis": 6379, "rabbitmq": 5672}
-URL_VARIABLE = {"postgres": "DATABASE_URL", "redis": "REDIS_URL", "rabbitmq": "AMQP_URL"}
+PORTS = {name: entry["port"] for name, entry in CATALOG.items()}
+URL_VARIABLE = {name: entry["env"] for name, entry in CATALOG.items()}
 REDIS_RABBITMQ = {a["framework"]: a for a in matrix() if a["services"] == ["redis", "rabbitmq"]}
 ALL = {a["framework"]: a for a in ALL_SERVICES}
 SETTINGS = {

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from svcgen.template import load_config
 
-from .support import REPO
+from .support import REPO, TEMPLATE_FOLDERS
 
 COPIER = (sys.executable, "-m", "copier")
 BEFORE, SEP, AFTER = "<<<<<<< before updating", "=======", ">>>>>>> after updating"
@@ -124,7 +125,7 @@ class TemplateRepo(Repo):
         path.mkdir(parents=True)
         shutil.copy2(REPO / "copier.yml", path / "copier.yml")
         ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", ".ruff_cache")
-        for folder in ("template", "hooks"):
+        for folder in TEMPLATE_FOLDERS:
             shutil.copytree(REPO / folder, path / folder, ignore=ignore)
         repo = cls(path, env)
         repo.git("init", "--quiet")
@@ -143,9 +144,8 @@ class TemplateRepo(Repo):
         raise AssertionError(f"no template file renders {generated}")
 
     def copier_yml(self) -> dict[str, object]:
-        loaded = yaml.safe_load(self.read("copier.yml"))
-        assert isinstance(loaded, dict)
-        return loaded
+        """copier.yml with what it `!include`s inlined (as Copier reads it)."""
+        return load_config(str(self.path), "HEAD")
 
 
 def copier(*args: str, cwd: Path, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:

@@ -22,37 +22,45 @@ from typing import Any
 import copier
 import yaml
 from filelock import FileLock
+from svcgen.template import load_catalog, load_config
 
 REPO = Path(__file__).resolve().parents[1]
 UV_CACHE = REPO / ".cache" / "uv"
 TOOLS_BIN = REPO / ".tools" / "bin"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+#: The folders a template repo consists of, beside copier.yml (the wheel's package data too).
+TEMPLATE_FOLDERS = ("catalog", "template", "hooks")
 
-SERVICES = ("postgres", "redis", "rabbitmq")
+#: The template's backing-service catalog (catalog/services.yml), as copier.yml includes it.
+CATALOG = {entry["name"]: entry for entry in load_catalog(REPO)}
+SERVICES = tuple(CATALOG)
 #: PID 1 of the generated image, in front of every command (Dockerfile, chart, compose).
 INIT = ["dumb-init", "--single-child", "--"]
 FRAMEWORKS = ("fastapi", "flask")
 PYTHONS = ("3.11", "3.12", "3.13")
 
-# This machine's backing services (BRIEF: PostgreSQL, Redis, RabbitMQ on their default ports);
-# generated integration tests read these.
+# This machine's backing services (the catalog's `this_machine` URLs; null: the tests start the
+# server themselves); generated integration tests read these.
 LOCAL_SERVICES = {
-    "postgres": {"DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/test"},
-    "redis": {"REDIS_URL": "redis://127.0.0.1:6379/0"},
-    "rabbitmq": {"AMQP_URL": "amqp://guest:guest@127.0.0.1:5672/%2F"},
+    name: {entry["env"]: entry["urls"]["this_machine"]}
+    for name, entry in CATALOG.items()
+    if entry["urls"]["this_machine"] is not None
 }
 
 
 def copier_config() -> dict[str, Any]:
     """This repo's copier.yml as a mapping, settings (`_`-prefixed) included."""
-    data = yaml.safe_load((REPO / "copier.yml").read_text(encoding="utf-8"))
-    assert isinstance(data, dict), "copier.yml is a mapping"
-    return data
+    return load_config(str(REPO), "HEAD")
 
 
 def questions() -> dict[str, Any]:
-    """The questions of copier.yml, in order, without the `_` settings."""
-    return {k: v for k, v in copier_config().items() if not k.startswith("_")}
+    """The questions of copier.yml, in order: not the `_` settings, not the computed values
+    (`when: false`, e.g. the service catalog)."""
+    return {
+        k: v
+        for k, v in copier_config().items()
+        if not k.startswith("_") and v.get("when") is not False
+    }
 
 
 def all_service_subsets() -> list[tuple[str, ...]]:
@@ -198,7 +206,6 @@ def generate(dest: Path, data: Mapping[str, Any], src: str | Path = REPO) -> Pro
 
 
 def _read_answers(dest: Path) -> dict[str, Any]:
-    import yaml
 
     loaded = yaml.safe_load((dest / ".copier-answers.yml").read_text(encoding="utf-8"))
     assert isinstance(loaded, dict)

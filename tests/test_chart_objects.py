@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from .chart_support import NAMESPACE, RELEASE, VALUES, Renders, fullname, pod_specs
+from .support import CATALOG
 
 pytestmark = pytest.mark.e2e
 
@@ -151,7 +152,7 @@ def test_routes_lead_only_to_the_http_port(renders: Renders) -> None:
 def test_network_policy_allows_the_app_port_dns_and_the_chosen_services(
     renders: Renders,
 ) -> None:
-    ports = {"postgres": 5432, "redis": 6379, "rabbitmq": 5672}
+    ports = {name: entry["port"] for name, entry in CATALOG.items()}
     for name in VALUES:
         (policy,) = [doc for doc in renders.docs[name] if doc["kind"] == "NetworkPolicy"]
         spec = policy["spec"]

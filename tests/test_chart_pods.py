@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from .chart_support import VALUES, Renders, fullname, pod_specs
-from .support import INIT
+from .support import CATALOG, INIT
 
 pytestmark = pytest.mark.e2e
 
@@ -116,7 +116,7 @@ def test_app_pods_probe_drain_and_stop_in_time(renders: Renders) -> None:
 
 # --- ConfigMap, Secret and the app's settings --------------------------------------------
 
-URLS = {"postgres": "DATABASE_URL", "redis": "REDIS_URL", "rabbitmq": "AMQP_URL"}
+URLS = {name: entry["env"] for name, entry in CATALOG.items()}
 RESILIENCE_KNOBS = (
     "RETRY_ATTEMPTS",
     "RETRY_BACKOFF_BASE",
@@ -152,6 +152,7 @@ def test_config_and_secret_carry_the_settings_the_app_reads(renders: Renders) ->
             "REQUEST_READ_TIMEOUT",
             *(RESILIENCE_KNOBS if services else ()),
             *(OUTBOX_KNOBS if {"postgres", "rabbitmq"} <= set(services) else ()),
+            *(c["env"] for s in services for c in CATALOG[s]["chart_config"]),
             *(["METRICS_PORT", "METRICS_DIR"] if renders.answers["metrics"] else []),
             *(["DOCS_ENABLED"] if renders.answers["framework"] == "fastapi" else []),
         }

@@ -16,7 +16,7 @@ from svcgen.cli import app
 from svcgen.questionnaire import Questionnaire
 from typer.testing import CliRunner, Result
 
-from .support import REPO, copier_config, generate, questions
+from .support import CATALOG, REPO, copier_config, generate, questions
 
 runner = CliRunner()
 SVCGEN = Path(sys.executable).parent / "svcgen"
@@ -247,14 +247,22 @@ def test_an_unwritable_destination_is_a_clear_error(tmp_path: Path) -> None:
     assert entries(tmp_path) == ["a-file"]
 
 
+def choice_values(spec: dict[str, Any]) -> list[Any]:
+    """A question's choices as copier.yml gives them; `services` renders the catalog's names."""
+    choices = spec.get("choices") or []
+    if isinstance(choices, str):
+        assert "service_catalog" in choices, choices
+        return list(CATALOG)
+    return list(choices.values()) if isinstance(choices, dict) else list(choices)
+
+
 def test_options_lists_every_question_and_choice() -> None:
     result = svcgen("options")
     assert result.exit_code == 0, result.output
     assert "my-service (derived)" in result.stdout
     for name, spec in questions().items():
         assert name in result.stdout
-        choices = spec.get("choices") or []
-        for value in choices.values() if isinstance(choices, dict) else choices:
+        for value in choice_values(spec):
             assert str(value) in result.stdout
 
 
@@ -273,17 +281,16 @@ def test_options_json_is_copier_yml() -> None:
         assert row["default"] == spec["default"]
         assert row["help"] == spec["help"]
         assert row["type"] == spec["type"]
-        choices = spec.get("choices") or []
-        expected = list(choices.values()) if isinstance(choices, dict) else list(choices)
-        assert [c["value"] for c in row["choices"]] == expected
+        assert [c["value"] for c in row["choices"]] == choice_values(spec)
 
 
 def test_the_wizard_asks_exactly_copier_ymls_questions() -> None:
     """Meta-test: the wizard has no question list of its own."""
     q = Questionnaire.from_config(copier_config())
     config = questions()
-    assert [question.name for question in q.questions] == list(config)
-    for question in q.questions:
+    asked = [question for question in q.questions if question.when is not False]
+    assert [question.name for question in asked] == list(config)
+    for question in asked:
         spec = config[question.name]
         assert question.help == spec["help"]
         assert question.type == spec["type"]

@@ -18,7 +18,7 @@ import yaml
 from filelock import FileLock
 
 from .container_support import UID, exec_form, healthcheck_probe, stages
-from .support import INIT, Project, combo_id, matrix, tool
+from .support import CATALOG, INIT, Project, combo_id, matrix, tool
 
 ProjectFactory = Callable[..., Project]
 pytestmark = pytest.mark.e2e
@@ -251,5 +251,4 @@ def test_compose_is_valid_and_complete(project: ProjectFactory, answers: dict[st
         assert services["worker"]["command"] == []
         assert (package / "worker.py").is_file()
     env = services["app"].get("environment", {})
-    names = {"postgres": "DATABASE_URL", "redis": "REDIS_URL", "rabbitmq": "AMQP_URL"}
-    assert set(env) == {names[s] for s in chosen}
+    assert env == {CATALOG[s]["env"]: CATALOG[s]["urls"]["compose"] for s in chosen}

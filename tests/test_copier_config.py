@@ -93,7 +93,7 @@ def test_nothing_of_this_repo_leaks_into_a_project(tmp_path: Path) -> None:
     dest = tmp_path / "p"
     generate(dest, {"services": ["postgres", "redis", "rabbitmq"], "tracing": True})
     names = {p.relative_to(dest).as_posix() for p in dest.rglob("*") if ".git" not in p.parts}
-    for leaked in ["copier.yml", "generator", "hooks", "template", "bench", ".ci"]:
+    for leaked in ["copier.yml", "catalog", "generator", "hooks", "template", "bench", ".ci"]:
         assert leaked not in names
     assert not any("svcgen" in n or n.startswith("tests/test_copier") for n in names)
     assert not any(n.endswith(".jinja") for n in names)

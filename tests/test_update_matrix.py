@@ -49,7 +49,7 @@ from .repos import (
     run,
     unmerged_paths,
 )
-from .support import REPO, combo_id, matrix, project_env, service_env
+from .support import REPO, TEMPLATE_FOLDERS, combo_id, matrix, project_env, service_env
 
 PREVIOUS = "0fec6b49a028bccdcb30d02308aa46ad5b846118"
 COMBOS = matrix()
@@ -129,11 +129,11 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> TemplateRepo:
     previous_release(template.path)
     template.git("init", "--quiet")
     template.release("v0.1.0")
-    shutil.rmtree(template.path / "template")
-    shutil.rmtree(template.path / "hooks")
+    for folder in TEMPLATE_FOLDERS:
+        shutil.rmtree(template.path / folder, ignore_errors=True)
     shutil.copy2(REPO / "copier.yml", template.path / "copier.yml")  # this working tree
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", ".ruff_cache")
-    for folder in ("template", "hooks"):
+    for folder in TEMPLATE_FOLDERS:
         shutil.copytree(REPO / folder, template.path / folder, ignore=ignore)
     template.release("v0.2.0")
     return template

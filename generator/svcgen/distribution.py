@@ -1,10 +1,10 @@
 """svcgen as an installed tool: the template it carries and where that template really lives.
 
-A wheel or sdist carries copier.yml, template/ and hooks/ as package data (`svcgen/_template`,
-see pyproject.toml), so `svcgen new` works offline wherever svcgen is installed. Copier would
-record that folder (a site-packages path) as the project's template; `record_source` replaces
-it with the canonical git URL and the matching release tag, so `copier update` and
-`svcgen update` later work from the real repository.
+A wheel or sdist carries copier.yml, catalog/, template/ and hooks/ as package data
+(`svcgen/_template`, see pyproject.toml), so `svcgen new` works offline wherever svcgen is
+installed. Copier would record that folder (a site-packages path) as the project's template;
+`record_source` replaces it with the canonical git URL and the matching release tag, so
+`copier update` and `svcgen update` later work from the real repository.
 """
 
 from __future__ import annotations

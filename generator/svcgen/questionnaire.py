@@ -156,6 +156,13 @@ class Questionnaire:
 
     def __post_init__(self) -> None:
         self.env = jinja_env(self.settings)
+        # Computed values that need no answers (e.g. the service catalog, which `services`
+        # takes its choices from): every rendering sees them, as Copier's does.
+        self.constants = {
+            q.name: q.default
+            for q in self.questions
+            if q.when is False and not (isinstance(q.default, str) and "{" in q.default)
+        }
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], dest: Path = Path(".")) -> Questionnaire:
@@ -177,6 +184,7 @@ class Questionnaire:
     def context(self, answers: Mapping[str, Any]) -> dict[str, Any]:
         """What Copier offers templates while it asks: answers so far plus `_copier_*`."""
         return {
+            **self.constants,
             **answers,
             "_copier_answers": dict(answers),
             "_copier_conf": {

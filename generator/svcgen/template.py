@@ -1,6 +1,7 @@
 """Which template svcgen generates from, its copier.yml at the ref Copier renders, its releases.
 
-The copier.yml is read here; what its questions mean is questionnaire.py's.
+The copier.yml is read here (with the files it `!include`s, e.g. the service catalog); what
+its questions mean is questionnaire.py's.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -82,11 +84,46 @@ def _is_git_root(path: Path) -> bool:
     return Path(top).resolve() == path.resolve()
 
 
-def _parse_config(text: str, where: str) -> dict[str, Any]:
-    data = yaml.safe_load(text)
+def _parse_config(text: str, where: str, read: Callable[[str], str]) -> dict[str, Any]:
+    """copier.yml as Copier reads it: `!include path` (relative to the template's root) is the
+    list of the YAML documents of that file, lists among them flattened."""
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def include(loader: yaml.SafeLoader, node: yaml.Node) -> list[Any]:
+        name = str(loader.construct_scalar(node))  # type: ignore[arg-type]
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise ValueError(f"{where}: !include {name} must be a path inside the template")
+        included: list[Any] = []
+        for document in yaml.load_all(read(name), Loader=Loader):
+            if document is not None:
+                included += document if isinstance(document, list) else [document]
+        return included
+
+    Loader.add_constructor("!include", include)
+    data = yaml.load(text, Loader=Loader)
     if not isinstance(data, dict):
         raise ValueError(f"{where} is not a mapping")
     return data
+
+
+def load_catalog(root: Path = TEMPLATE_ROOT) -> list[dict[str, Any]]:
+    """The backing-service catalog (catalog/services.yml) as copier.yml includes it."""
+    catalog = _read_config(root, str(root))["service_catalog"]["default"]
+    assert isinstance(catalog, list), "service_catalog is a list"
+    return catalog
+
+
+def _read_config(folder: Path, source: str) -> dict[str, Any]:
+    for name in CONFIG_NAMES:
+        if (folder / name).is_file():
+            return _parse_config(
+                (folder / name).read_text(encoding="utf-8"),
+                name,
+                lambda path: (folder / path).read_text(encoding="utf-8"),
+            )
+    raise FileNotFoundError(f"no copier.yml in {source}")
 
 
 def load_config(source: str, vcs_ref: str | None = None) -> dict[str, Any]:
@@ -101,14 +138,14 @@ def load_config(source: str, vcs_ref: str | None = None) -> dict[str, Any]:
         if ref and ref != "HEAD":
             for name in CONFIG_NAMES:
                 try:
-                    return _parse_config(_git("show", f"{ref}:{name}", cwd=path), name)
+                    text = _git("show", f"{ref}:{name}", cwd=path)
                 except subprocess.CalledProcessError:
                     continue
+                return _parse_config(
+                    text, name, lambda included: _git("show", f"{ref}:{included}", cwd=path)
+                )
             raise FileNotFoundError(f"no copier.yml in {source} at {ref}")
-        for name in CONFIG_NAMES:
-            if (path / name).is_file():
-                return _parse_config((path / name).read_text(encoding="utf-8"), name)
-        raise FileNotFoundError(f"no copier.yml in {source}")
+        return _read_config(path, source)
     ref = vcs_ref or _latest_tag(source)
     with tempfile.TemporaryDirectory(prefix="svcgen-template-") as tmp:
         branch = ["--branch", ref] if ref and ref != "HEAD" else []
@@ -116,7 +153,4 @@ def load_config(source: str, vcs_ref: str | None = None) -> dict[str, Any]:
             _git("clone", "--quiet", "--depth", "1", *branch, "--", source, tmp)
         except subprocess.CalledProcessError as error:
             raise FileNotFoundError(f"cannot clone {source}: {error.stderr.strip()}") from None
-        for name in CONFIG_NAMES:
-            if (Path(tmp) / name).is_file():
-                return _parse_config((Path(tmp) / name).read_text(encoding="utf-8"), name)
-    raise FileNotFoundError(f"no copier.yml in {source}")
+        return _read_config(Path(tmp), source)

@@ -273,6 +273,8 @@ def options(
         resolved = {}
     rows = []
     for question in q.questions:
+        if question.when is False:  # computed (e.g. the service catalog): not an option
+            continue
         choices = q.choices(question, resolved)
         rows.append(
             {
