@@ -16,6 +16,7 @@ import re
 import socket
 import subprocess
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -78,6 +79,9 @@ class S3Server:
 
 
 _server: S3Server | None = None
+#: The bucket of `local_env()`, one per test process (each has its own server).
+LOCAL_BUCKET = "svcgen-tests"
+LOCAL_VARIABLES = ("S3_URL", "S3_BUCKET", "S3_REGION")
 
 
 def s3_server() -> S3Server:
@@ -87,6 +91,36 @@ def s3_server() -> S3Server:
         _server = start()
         atexit.register(_server.stop)
     return _server
+
+
+class LocalEnv(Mapping[str, str]):
+    """This machine's S3 variables, like the catalog's `this_machine` URLs of the other
+    services, except that the server starts (and its bucket is made) on the first value read:
+    the variable names are known without it."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, str] | None = None
+
+    def _resolved(self) -> dict[str, str]:
+        if self._values is None:
+            server = s3_server()
+            self._values = server.env(LOCAL_BUCKET)
+        return self._values
+
+    def __getitem__(self, name: str) -> str:
+        if name not in LOCAL_VARIABLES:
+            raise KeyError(name)
+        return self._resolved()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(LOCAL_VARIABLES)
+
+    def __len__(self) -> int:
+        return len(LOCAL_VARIABLES)
+
+
+def local_env() -> LocalEnv:
+    return LocalEnv()
 
 
 def start(timeout: float = 60) -> S3Server:
