@@ -152,6 +152,9 @@ def project_env(python_version: str, extra: Mapping[str, str] | None = None) -> 
         k: v
         for k, v in os.environ.items()
         if k not in {"VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "UV_PROJECT_ENVIRONMENT"}
+        # The suite runs under `make test`: the project's make must run as from a shell
+        # (no inherited flags, no "make[1]: Leaving directory" after its output).
+        and k not in {"MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES"}
     }
     path = [str(Path(uv()).parent)]
     if TOOLS_BIN.is_dir():

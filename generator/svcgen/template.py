@@ -110,12 +110,13 @@ def _parse_config(text: str, where: str, read: Callable[[str], str]) -> dict[str
 
 def load_catalog(root: Path = TEMPLATE_ROOT) -> list[dict[str, Any]]:
     """The backing-service catalog (catalog/services.yml) as copier.yml includes it."""
-    catalog = _read_config(root, str(root))["service_catalog"]["default"]
+    catalog = read_config(root, str(root))["service_catalog"]["default"]
     assert isinstance(catalog, list), "service_catalog is a list"
     return catalog
 
 
-def _read_config(folder: Path, source: str) -> dict[str, Any]:
+def read_config(folder: Path, source: str) -> dict[str, Any]:
+    """copier.yml of the template checked out at `folder`, as Copier reads it."""
     for name in CONFIG_NAMES:
         if (folder / name).is_file():
             return _parse_config(
@@ -145,7 +146,7 @@ def load_config(source: str, vcs_ref: str | None = None) -> dict[str, Any]:
                     text, name, lambda included: _git("show", f"{ref}:{included}", cwd=path)
                 )
             raise FileNotFoundError(f"no copier.yml in {source} at {ref}")
-        return _read_config(path, source)
+        return read_config(path, source)
     ref = vcs_ref or _latest_tag(source)
     with tempfile.TemporaryDirectory(prefix="svcgen-template-") as tmp:
         branch = ["--branch", ref] if ref and ref != "HEAD" else []
@@ -153,4 +154,4 @@ def load_config(source: str, vcs_ref: str | None = None) -> dict[str, Any]:
             _git("clone", "--quiet", "--depth", "1", *branch, "--", source, tmp)
         except subprocess.CalledProcessError as error:
             raise FileNotFoundError(f"cannot clone {source}: {error.stderr.strip()}") from None
-        return _read_config(Path(tmp), source)
+        return read_config(Path(tmp), source)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import yaml
+from ..template import read_config
 
 _PLACEHOLDER_PATH = re.compile(r"\{\{.*?\}\}|\{%.*?%\}")
 
@@ -81,10 +81,10 @@ def _source_map(root: Path, template_root: Path, rendered: Path, suffix: str) ->
 def _copier(root: Path, config: Path, out: Path) -> Template:
     import copier  # slow to import: only for templates
 
-    settings = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
-    subdir = str(settings.get("_subdirectory", "") or "")
-    suffix = str(settings.get("_templates_suffix", ".jinja"))
     try:
+        settings = read_config(root, str(config))  # with its `!include`s, as Copier reads it
+        subdir = str(settings.get("_subdirectory", "") or "")
+        suffix = str(settings.get("_templates_suffix", ".jinja"))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             copier.run_copy(
