@@ -91,15 +91,24 @@ class JsonFormatter(logging.Formatter):
         )
 
     def access_line(
-        self, method: str, path: str, route: str | None, status: int, duration_ms: float
+        self,
+        created: float,
+        request_id: str | None,
+        method: str,
+        path: str,
+        route: str | None,
+        status: int,
+        duration_ms: float,
     ) -> str:
-        """What `format` makes of the access logger's record for one request (core/access.py),
-        without building the record: the same keys, values and order."""
+        """What `format` makes of the access logger's record of one request (core/access.py),
+        without a record: the same keys, values and order, in one go."""
         return (
-            f"{self._head(time.time(), 'INFO', 'access', f'{method} {path} {status}')}"
-            f', "duration_ms": {_value(duration_ms)}, "method": {_string(method)}'
-            f', "path": {_string(path)}, "route": {_value(route)}'
-            f', "status": {int.__repr__(status)}}}'
+            f'{{"timestamp": "{self._timestamp(created)}", "level": "INFO", "logger": "access", '
+            f'"message": {_string(f"{method} {path} {status}")}{self._static}, '
+            f'"request_id": {"null" if request_id is None else _string(request_id)}, '
+            f'"duration_ms": {_value(duration_ms)}, "method": {_string(method)}, '
+            f'"path": {_string(path)}, "route": {"null" if route is None else _string(route)}, '
+            f'"status": {int.__repr__(status)}}}'
         )
 
     def format(self, record: logging.LogRecord) -> str:
@@ -117,9 +126,8 @@ class JsonFormatter(logging.Formatter):
 
 
 class JsonLinesHandler(logging.Handler):
-    """Writes each record as one JSON line to `stream`, batched per loop turn (core/turns.py).
-
-    `write_line` takes a line formatted already: the access log's path (core/access.py)."""
+    """Writes each record as one JSON line to `stream`, batched per loop turn (core/turns.py),
+    and the access lines of core/access.py (`write_access`), which need no record."""
 
     formatter: JsonFormatter
 
@@ -127,7 +135,8 @@ class JsonLinesHandler(logging.Handler):
         super().__init__()
         self.stream = stream
         self.setFormatter(formatter)
-        self._lines: deque[str] = deque()  # append and popleft are safe across threads
+        # Formatted lines, and the parts of access lines; append and popleft are thread-safe.
+        self._lines: deque[str | tuple[Any, ...]] = deque()
         self._batch = Batch(self.flush)
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -136,10 +145,17 @@ class JsonLinesHandler(logging.Handler):
         except Exception:  # logging's own contract: report, never raise
             self.handleError(record)
             return
-        self.write_line(line)
-
-    def write_line(self, line: str) -> None:
         self._lines.append(line)
+        self._batch.soon()
+
+    def write_access(
+        self, method: str, path: str, route: str | None, status: int, duration_ms: float
+    ) -> None:
+        """The access line of one request: its parts now, the line itself when the batch is
+        written (`JsonFormatter.access_line`), all of the turn's lines in one go."""
+        self._lines.append(
+            (time.time(), request_id_var.get(), method, path, route, status, duration_ms)
+        )
         self._batch.soon()
 
     def flush(self) -> None:
@@ -149,7 +165,9 @@ class JsonLinesHandler(logging.Handler):
         with self.lock:  # type: ignore[union-attr]  # set by Handler.__init__
             if not lines:
                 return
-            text = "\n".join([lines.popleft() for _ in range(len(lines))]) + "\n"
+            access = self.formatter.access_line
+            items = [lines.popleft() for _ in range(len(lines))]
+            text = "\n".join([i if type(i) is str else access(*i) for i in items]) + "\n"
             try:
                 self.stream.write(text)
                 self.stream.flush()

@@ -15,44 +15,59 @@ import asyncio
 import atexit
 import threading
 import weakref
+from collections import deque
 from collections.abc import Callable
 
 _loop: asyncio.AbstractEventLoop | None = None
 _loop_thread: int | None = None
 _batches: weakref.WeakSet[Batch] = weakref.WeakSet()
+# Batches with something to flush at the end of this turn, and whether that is scheduled:
+# one callback (one wake-up of the loop, from a WSGI thread) per turn for all of them.
+_due: deque[Batch] = deque()  # append and popleft are safe across threads
+_scheduled = False
 
 
 class Batch:
     """Calls `flush` at the end of the loop turn in which `soon` was first called (from any
     thread), or at once when no loop is attached. `flush` must take what is pending itself."""
 
-    __slots__ = ("__weakref__", "_flush", "_scheduled")
+    __slots__ = ("__weakref__", "flush", "queued")
 
     def __init__(self, flush: Callable[[], None]) -> None:
-        self._flush = flush
-        self._scheduled = False
+        self.flush = flush
+        self.queued = False
         _batches.add(self)
 
     def soon(self) -> None:
+        global _scheduled
         loop = _loop
         if loop is None:
-            self._flush()
+            self.flush()
             return
-        if self._scheduled:
+        if self.queued:
             return
-        self._scheduled = True
+        self.queued = True
+        _due.append(self)
+        if _scheduled:
+            return
+        _scheduled = True
         try:
             if threading.get_ident() == _loop_thread:
-                loop.call_soon(self.run)
-            else:  # a WSGI thread: wakes the loop once per batch
-                loop.call_soon_threadsafe(self.run)
+                loop.call_soon(_run)
+            else:  # a WSGI thread: wakes the loop, once per turn
+                loop.call_soon_threadsafe(_run)
         except RuntimeError:  # the loop closed meanwhile
-            self.run()
+            _run()
 
-    def run(self) -> None:
-        # Cleared first: whatever comes in while flushing schedules the next flush.
-        self._scheduled = False
-        self._flush()
+
+def _run() -> None:
+    global _scheduled
+    # Cleared first: whatever comes in while flushing schedules the next turn's flush.
+    _scheduled = False
+    for _ in range(len(_due)):
+        batch = _due.popleft()
+        batch.queued = False
+        batch.flush()
 
 
 def attach(loop: asyncio.AbstractEventLoop) -> None:
@@ -70,8 +85,9 @@ def detach() -> None:
 
 
 def flush_all() -> None:
+    _run()
     for batch in list(_batches):
-        batch.run()
+        batch.flush()
 
 
 atexit.register(flush_all)
