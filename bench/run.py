@@ -43,9 +43,11 @@ SECTIONS = {
     "image": ["image"],
 }
 ORDER = [name for names in SECTIONS.values() for name in names]
-# main just before the work of issue 22 (start-up and per-request cost): measured beside
+# main just before the latest round of issue 22's work (per-request cost): measured beside
 # the current template in the same run, so "before" and "after" share the machine's load.
-BEFORE_REF = "3e19c7f"
+BEFORE_REF = "e698a1c"
+# main before issue 22's first rounds (the before of the rows up to 2026-12-03).
+FIRST_BEFORE_REF = "3e19c7f"
 
 
 def _git(*args: str) -> str:
@@ -162,12 +164,12 @@ NOTES = [
     "- **Noise.** The machine has 2 CPUs shared with other engineers' test runs (see the load "
     "average above): single rounds swing by ±10-20 % and more; compare the ratios, not "
     "absolute rps, and prefer more rounds (`--rounds`). The load generators use well under a "
-    "core at these rates. Under load the wall-clock ratio understates the generated app: it "
-    "makes a write() per request for its access line, and every extra syscall is one more "
-    "chance to lose the shared core.",
+    "core at these rates. Under load the wall-clock ratio understates the generated app: "
+    "every extra syscall (its access lines' write() per loop turn, its wake-ups of the loop "
+    "from WSGI threads) is one more chance to lose the shared core.",
     "- **Access log off** is the generated app with LOG_LEVEL=WARNING, same rounds: the gap "
     "between it and the generated app is what one JSON access line per request costs "
-    "(stdlib logging record, JSON formatting, a write per line).",
+    "(its parts queued, the JSON line joined and written with the loop turn's others).",
     "- **CPU figures** are the load-independent ones: the server's user + system CPU time "
     "(master + worker, /proc/<pid>/stat) during each run divided by the requests served; "
     "bare CPU / generated CPU is the rps ratio the two would reach with a core to themselves. "
@@ -176,9 +178,17 @@ NOTES = [
     "threads share a core's caches), so compare variants of the same run. Clock ticks are "
     "10 ms, over runs of seconds.",
     "- **Before / after.** `before` is main at "
-    f"`{BEFORE_REF}` (before issue 22's work), generated, installed and measured beside the "
-    "current template in the same rounds. The work: uvicorn's per-connection header deadline "
-    "is one timer per connection instead of a timer set and cancelled per request; requests "
+    f"`{BEFORE_REF}` (before the latest round of issue 22's work), generated, installed and "
+    "measured beside the current template in the same rounds. That round: access lines and "
+    "request metrics are collected per request and written once per turn of the worker's "
+    "event loop (core/turns.py; the loop is attached in the server's worker, everything "
+    "pending is written when it stops, so a SIGTERM-drained worker loses no line): one "
+    "write() for a turn's JSON lines, one update of the multiprocess metric files per label "
+    "set instead of five locked mmap writes per request; the access line is joined from its "
+    "parts at flush, without a LogRecord, when the JSON handler is its only destination. "
+    f"Earlier rounds, against `{FIRST_BEFORE_REF}` (the rows up to 2026-12-03): uvicorn's "
+    "per-connection header deadline is one timer per connection instead of a timer set and "
+    "cancelled per request; requests "
     "without Content-Length or Transfer-Encoding skip the body buffer (no timeout scope, no "
     "replay wrapper); the JSON formatter joins the line from its parts instead of building "
     "and encoding a dict, and records skip the thread / process lookups no line carries; "
