@@ -7,11 +7,13 @@ cache, so a combination is generated and installed once however many tests use i
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import importlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -38,6 +40,8 @@ SERVICES = tuple(CATALOG)
 #: PID 1 of the generated image, in front of every command (Dockerfile, chart, compose).
 INIT = ["dumb-init", "--single-child", "--"]
 FRAMEWORKS = ("fastapi", "flask")
+#: prctl(2) option: the signal a process gets when its parent dies (linux/prctl.h).
+PR_SET_PDEATHSIG = 1
 PYTHONS = ("3.11", "3.12", "3.13")
 
 
@@ -265,6 +269,15 @@ def service_env(services: Sequence[str], prefix: str) -> dict[str, str]:
     for service in services:
         env.update(LOCAL_SERVICES[service])
     return env
+
+
+def dies_with_test() -> None:
+    """`preexec_fn` for a server a test starts: the kernel kills it (SIGKILL) when the test
+    process dies, even killed outright, so an interrupted run leaves no server holding a port
+    (gunicorn's workers leave on their own when their master goes)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
 
 
 def tool(name: str) -> str:

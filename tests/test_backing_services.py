@@ -26,7 +26,16 @@ import httpx
 import pytest
 
 from .conftest import ProjectFactory
-from .support import CATALOG, FRAMEWORKS, SERVICES, Project, combo_id, matrix, service_env
+from .support import (
+    CATALOG,
+    FRAMEWORKS,
+    SERVICES,
+    Project,
+    combo_id,
+    dies_with_test,
+    matrix,
+    service_env,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -94,6 +103,7 @@ def running(
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        preexec_fn=dies_with_test,
     )
     assert process.stdout is not None
     try:

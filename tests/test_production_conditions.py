@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from .conftest import ProjectFactory
-from .support import SERVICES, Project, combo_id, matrix, service_env
+from .support import SERVICES, Project, combo_id, dies_with_test, matrix, service_env
 from .test_backing_services import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("production-conditions")]
@@ -106,6 +106,7 @@ def served(
                 env={**generated.env, **env},
                 stdout=output,
                 stderr=subprocess.STDOUT,
+                preexec_fn=dies_with_test,
             )
         try:
             base = f"http://127.0.0.1:{port}"

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from .conftest import ProjectFactory
-from .support import Project
+from .support import Project, dies_with_test
 
 pytestmark = pytest.mark.e2e
 
@@ -45,6 +45,7 @@ def start(project: Project, port: int, metrics_port: int) -> subprocess.Popen[st
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=dies_with_test,
     )
 
 

@@ -25,7 +25,7 @@ import yaml
 
 from .chart_support import NAMESPACE, RELEASE, chart_tool
 from .conftest import ProjectFactory
-from .support import Project, combo_id, matrix, service_env
+from .support import Project, combo_id, dies_with_test, matrix, service_env
 from .test_backing_services import own_schema
 from .test_service_runtime import free_port, wait_ready
 
@@ -290,6 +290,7 @@ def test_prometheus_scrapes_the_service_and_every_query_returns_series(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=dies_with_test,
     )
     api = f"http://127.0.0.1:{prometheus_port}/api/v1"
     try:
@@ -346,4 +347,5 @@ def start_with(project: Project, env: dict[str, str]) -> subprocess.Popen[str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         text=True,
+        preexec_fn=dies_with_test,
     )
