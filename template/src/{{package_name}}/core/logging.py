@@ -1,4 +1,7 @@
-"""JSON-lines logging to stdout, one object per line, with the current request id."""
+"""JSON-lines logging to stdout, one object per line, with the current request id.
+
+Lines are written per turn of the worker's event loop (core/turns.py): one write() for
+all the lines of a turn, in the order they were logged; at once outside the server."""
 
 from __future__ import annotations
 
@@ -7,9 +10,12 @@ import logging
 import math
 import sys
 import time
+from collections import deque
 from contextvars import ContextVar
 from random import getrandbits
-from typing import Any, Final
+from typing import Any, Final, TextIO
+
+from .turns import Batch
 
 REQUEST_ID_HEADER: Final = "X-Request-ID"
 _MAX_REQUEST_ID_LENGTH: Final = 128
@@ -74,14 +80,39 @@ class JsonFormatter(logging.Formatter):
             self._second = cached
         return f"{cached[1]}.{int((created - second) * 1000):03d}+00:00"
 
-    def format(self, record: logging.LogRecord) -> str:
+    def _head(self, created: float, level: str, logger: str, message: str) -> str:
+        """The line up to its extra attributes: the keys every line has."""
         request_id = request_id_var.get()
-        parts = [
-            f'{{"timestamp": "{self._timestamp(record.created)}", '
-            f'"level": {_value(record.levelname)}, "logger": {_value(record.name)}, '
-            f'"message": {_string(record.getMessage())}{self._static}, '
+        return (
+            f'{{"timestamp": "{self._timestamp(created)}", '
+            f'"level": {_value(level)}, "logger": {_value(logger)}, '
+            f'"message": {_string(message)}{self._static}, '
             f'"request_id": {"null" if request_id is None else _string(request_id)}'
-        ]
+        )
+
+    def access_line(
+        self,
+        created: float,
+        request_id: str | None,
+        method: str,
+        path: str,
+        route: str | None,
+        status: int,
+        duration_ms: float,
+    ) -> str:
+        """What `format` makes of the access logger's record of one request (core/access.py),
+        without a record: the same keys, values and order, in one go."""
+        return (
+            f'{{"timestamp": "{self._timestamp(created)}", "level": "INFO", "logger": "access", '
+            f'"message": {_string(f"{method} {path} {status}")}{self._static}, '
+            f'"request_id": {"null" if request_id is None else _string(request_id)}, '
+            f'"duration_ms": {_value(duration_ms)}, "method": {_string(method)}, '
+            f'"path": {_string(path)}, "route": {"null" if route is None else _string(route)}, '
+            f'"status": {int.__repr__(status)}}}'
+        )
+
+    def format(self, record: logging.LogRecord) -> str:
+        parts = [self._head(record.created, record.levelname, record.name, record.getMessage())]
         attributes = record.__dict__
         extras = attributes.keys() - _RESERVED
         if extras:
@@ -94,11 +125,78 @@ class JsonFormatter(logging.Formatter):
         return "".join(parts)
 
 
+class JsonLinesHandler(logging.Handler):
+    """Writes each record as one JSON line to `stream`, batched per loop turn (core/turns.py),
+    and the access lines of core/access.py (`write_access`), which need no record."""
+
+    formatter: JsonFormatter
+
+    def __init__(self, stream: TextIO, formatter: JsonFormatter) -> None:
+        super().__init__()
+        self.stream = stream
+        self.setFormatter(formatter)
+        # Formatted lines, and the parts of access lines; append and popleft are thread-safe.
+        self._lines: deque[str | tuple[Any, ...]] = deque()
+        self._batch = Batch(self.flush)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception:  # logging's own contract: report, never raise
+            self.handleError(record)
+            return
+        self._lines.append(line)
+        self._batch.soon()
+
+    def write_access(
+        self, method: str, path: str, route: str | None, status: int, duration_ms: float
+    ) -> None:
+        """The access line of one request: its parts now, the line itself when the batch is
+        written (`JsonFormatter.access_line`), all of the turn's lines in one go."""
+        self._lines.append(
+            (time.time(), request_id_var.get(), method, path, route, status, duration_ms)
+        )
+        self._batch.soon()
+
+    def flush(self) -> None:
+        lines = self._lines
+        if not lines:
+            return
+        with self.lock:  # type: ignore[union-attr]  # set by Handler.__init__
+            if not lines:
+                return
+            access = self.formatter.access_line
+            items = [lines.popleft() for _ in range(len(lines))]
+            text = "\n".join([i if type(i) is str else access(*i) for i in items]) + "\n"
+            try:
+                self.stream.write(text)
+                self.stream.flush()
+            except (OSError, ValueError) as error:  # stdout closed or broken: say so
+                sys.stderr.write(f"log lines lost writing to stdout: {error!r}\n")
+
+
+def line_handler(logger: logging.Logger) -> JsonLinesHandler | None:
+    """The JSON lines handler when it is the only place `logger`'s INFO records go, as
+    `configure_logging` sets up; None when anything else would see them (a test's caplog,
+    a handler or filter of its own), which then gets real records."""
+    if logger.handlers or logger.filters or not logger.propagate:
+        return None
+    root = logging.root
+    handlers = root.handlers
+    if len(handlers) != 1 or root.filters:
+        return None
+    handler = handlers[0]
+    if type(handler) is not JsonLinesHandler or handler.filters or handler.level > logging.INFO:
+        return None
+    return handler
+
+
 def configure_logging(*, level: str, service: str, version: str) -> None:
     """Send every logger, the server's included, to stdout through the JSON formatter."""
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JsonFormatter(service=service, version=version))
+    handler = JsonLinesHandler(sys.stdout, JsonFormatter(service=service, version=version))
     root = logging.getLogger()
+    for previous in root.handlers:
+        previous.flush()  # lines still waiting for their loop turn go out first
     root.handlers[:] = [handler]
     root.setLevel(level)
     # No line carries the thread, process or process name: skip looking them up per record.
