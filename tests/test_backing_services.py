@@ -1,8 +1,9 @@
-"""Generated services with PostgreSQL, Redis and RabbitMQ, run against the local servers.
+"""Generated services with every catalog service, run against the local servers.
 
-For each framework: migrate, serve, probe, round-trip an item through the database, and
-watch the worker process log the event; then point DATABASE_URL at a closed port and
-check the service stays alive but not ready, naming the database check.
+For each framework: migrate, serve, probe, round-trip an item through the database and a
+file attached to it through object storage, and watch the worker process log the event; then
+point DATABASE_URL at a closed port and check the service stays alive but not ready, naming the
+database check.
 """
 
 from __future__ import annotations
@@ -258,6 +259,21 @@ def test_serves_round_trips_items_and_the_worker_logs_the_event(
         assert httpx.get(f"{base}/api/items/{item['id']}", timeout=10).json() == item
         assert httpx.post(f"{base}/api/items", json={"name": ""}).status_code == 422
 
+        # Object storage: a file attached to the item, stored in the bucket and streamed back.
+        file_url = f"{base}/api/items/{item['id']}/file"
+        data = os.urandom(300_000)
+        put = httpx.put(file_url, content=data, headers={"Content-Type": "image/png"}, timeout=10)
+        assert put.status_code == 204, put.text
+        got = httpx.get(file_url, timeout=10)
+        assert (got.status_code, got.headers["content-type"]) == (200, "image/png")
+        assert got.content == data
+        unknown = f"{base}/api/items/{uuid.uuid4()}/file"
+        assert httpx.put(unknown, content=b"x", timeout=10).status_code == 404
+        assert httpx.get(unknown, timeout=10).status_code == 404
+        too_big = httpx.put(file_url, content=b"x" * (1_048_576 + 1), timeout=10)
+        assert too_big.status_code == 413  # MAX_BODY_BYTES' default
+        assert httpx.get(file_url, timeout=10).content == data, "the refused body stored nothing"
+
         logged: dict[str, Any] = {}
         deadline = time.monotonic() + 30
         while not logged:
@@ -293,9 +309,39 @@ def test_a_database_that_is_down_makes_it_not_ready_naming_the_check(
         assert body["failing"] == ["postgres"]
         assert body["checks"]["postgres"]["status"] == "fail"
         assert body["checks"]["redis"]["status"] == "pass"
+        assert body["checks"]["s3"]["status"] == "pass"
         assert elapsed < HEALTH_CHECK_TIMEOUT + 1.5, f"readiness took {elapsed:.1f}s"
         assert httpx.get(f"{base}/health/live").status_code == 200
         # Still alive and still not ready a moment later: no crash loop.
         time.sleep(1)
         assert web.poll() is None
         assert httpx.get(f"{base}/health/ready", timeout=30).status_code == 503
+
+
+def test_storage_that_is_down_makes_it_not_ready_and_only_files_answer_503(
+    service: tuple[Project, dict[str, str]],
+) -> None:
+    generated, env = service
+    generated.run(str(generated.python), "-m", generated.package, "migrate", env=env)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    closed = free_port()  # nothing listens there
+    down_env = {
+        **env,
+        "S3_URL": f"http://key:secret@127.0.0.1:{closed}",
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+    }
+    with running(generated, generated.package, down_env) as (web, _):
+        wait_for(f"{base}/health/live", 200, web)
+        response = httpx.get(f"{base}/health/ready", timeout=30)
+        assert response.status_code == 503
+        body = response.json()
+        assert body["failing"] == ["s3"]
+        assert body["checks"]["s3"]["status"] == "fail"
+        item = httpx.post(f"{base}/api/items", json={"name": "no file"}, timeout=10)
+        assert item.status_code == 201, "items do not need the storage"
+        file_url = f"{base}/api/items/{item.json()['id']}/file"
+        for answer in (httpx.get(file_url, timeout=10), httpx.put(file_url, content=b"x")):
+            assert answer.status_code == 503, answer.text
+            assert answer.json()["detail"].startswith("s3")

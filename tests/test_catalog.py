@@ -18,7 +18,8 @@ from svcgen.questionnaire import Questionnaire
 from .support import CATALOG, REPO, TEMPLATE_FOLDERS, copier_config
 
 MACROS = {"settings", "env", "fixture", "readme", "diagram"}
-CORE = REPO / "template" / "src" / "{{package_name}}" / "core"
+SRC = REPO / "template" / "src" / "{{package_name}}"
+CORE = SRC / "core"
 
 
 def shape(value: Any) -> Any:
@@ -63,6 +64,24 @@ def test_each_entry_is_consistent(name: str) -> None:
     )
     assert set(entry["libraries"]) == {"shared", "fastapi", "flask", "dev"}
     assert set(entry["untyped"]) == {"fastapi", "flask"}
+
+
+@pytest.mark.parametrize("framework", ["fastapi", "flask"])
+def test_each_entrys_routes_are_a_web_module_of_each_adapter(framework: str) -> None:
+    """`routes.module` is web/<module>.py, rendered exactly when the service and every one it
+    `needs` are chosen; app.py includes it through the catalog."""
+    web = SRC / f"{{% if framework == '{framework}' %}}web{{% endif %}}"
+    app = (SRC / f"{{% if framework == '{framework}' %}}app.py{{% endif %}}.jinja").read_text()
+    assert "s.routes.module" in app
+    for name, entry in CATALOG.items():
+        module, needs = entry["routes"]["module"], entry["routes"]["needs"]
+        assert set(needs) <= set(CATALOG) - {name}, name
+        if module is None:
+            assert needs == [], name
+            continue
+        condition = " and ".join(f"'{s}' in services" for s in [name, *needs])
+        path = web / f"{{% if {condition} %}}{module}.py{{% endif %}}.jinja"
+        assert path.is_file(), path
 
 
 def test_names_and_variables_are_unique() -> None:
