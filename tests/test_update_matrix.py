@@ -58,6 +58,9 @@ from .repos import (
 from .support import REPO, TEMPLATE_FOLDERS, combo_id, matrix, project_env, service_env
 
 PREVIOUS = "0fec6b49a028bccdcb30d02308aa46ad5b846118"
+#: The services PREVIOUS offers. A combination with a later one (s3) is generated at v0.1.0 without
+#: it and takes it on with the update (`--data services=...`), as a team adopting it would.
+PREVIOUS_SERVICES = ("postgres", "redis", "rabbitmq")
 COMBOS = matrix()
 pytestmark = pytest.mark.e2e
 
@@ -148,7 +151,9 @@ def test_previous_release_with_team_edits_updates_to_this_tree(
     template: TemplateRepo, projects_dir: Path, tmp_path: Path, combo: dict[str, Any]
 ) -> None:
     env = template.env
+    services = [s for s in combo["services"] if s in PREVIOUS_SERVICES]
     values = {k: json.dumps(v) if isinstance(v, list) else str(v) for k, v in combo.items()}
+    values["services"] = json.dumps(services)
     data = [a for k, v in values.items() for a in ("--data", f"{k}={v}")]
     copier("copy", "--trust", "--defaults", "--vcs-ref", "v0.1.0", *data,
            str(template.path), "svc", cwd=tmp_path, env=env)  # fmt: skip
@@ -158,8 +163,10 @@ def test_previous_release_with_team_edits_updates_to_this_tree(
     edited = project.commit("the team's edits")
     wanted = added_lines(project, generated, edited)
 
-    copier("update", "--trust", "--defaults", cwd=project.path, env=env)
+    adopted = ["--data", f"services={json.dumps(combo['services'])}"]
+    copier("update", "--trust", "--defaults", *adopted, cwd=project.path, env=env)
     assert answers(project)["_commit"] == "v0.2.0"
+    assert answers(project)["services"] == combo["services"]
     conflicts = unmerged_paths(project)
     for rel in conflicts:
         project.write(rel, keep_our_side(project.read(rel)))
