@@ -2,7 +2,8 @@
 
 Unit tests pin the Kubernetes semantics (environment, command, sandbox mounts); the e2e tests
 rehearse every combination with default and production values against this machine's
-PostgreSQL, Redis and RabbitMQ, and prove that each seam between chart and app is caught.
+PostgreSQL, Redis and RabbitMQ and the tests' S3 server, and prove that each seam between chart
+and app is caught.
 
 All rehearsals bind the app's port (8000) on the host network, so they take turns (a lock per
 port inside `svcgen rehearse`); they share one xdist group so that one worker runs them one
@@ -28,6 +29,7 @@ from svcgen.rehearse.run import Options, run_rehearsal
 from svcgen.rehearse.standin import ImageStandIn
 
 from .conftest import ProjectFactory
+from .s3_server import s3_server
 from .support import LOCAL_SERVICES, Project, combo_id, matrix, tool
 from .test_dockerfile import DOCKERFILE
 
@@ -124,6 +126,8 @@ def backing_services(
         env.update(LOCAL_SERVICES["rabbitmq"])
         sets.append(f"extraEnv.EVENTS_QUEUE={name}.events")
         isolation["cleanup"].append(lambda: _delete_queue(project, f"{name}.events"))
+    if "s3" in services:  # the tests' S3 server, a bucket of this test's own (no `_` in its name)
+        env.update(s3_server().env(name.replace("_", "-")))
     return env, sets
 
 
