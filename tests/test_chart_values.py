@@ -25,7 +25,7 @@ from .chart_support import (
     render_chart,
 )
 from .conftest import ProjectFactory
-from .support import matrix
+from .support import SERVICES, matrix
 
 pytestmark = pytest.mark.e2e
 
@@ -128,7 +128,7 @@ def test_schema_rejects_unknown_and_wrong_values(renders: Renders) -> None:
 
 
 def test_existing_secret_and_grace_period_guard(project: ProjectFactory) -> None:
-    answers = next(a for a in COMBOS if set(a["services"]) == {"postgres", "redis", "rabbitmq"})
+    answers = next(a for a in COMBOS if set(a["services"]) == set(SERVICES))  # every secret
     renders = render_chart(project(answers, install=False))
     helm = chart_tool("helm3")
     full = fullname(renders)
