@@ -3,9 +3,10 @@ writes bench/results.md. `make bench` runs this; `--quick` for shorter load runs
 
 Sections: generation speed vs a trivial template (generation.py), copy to green test run
 (green.py), start-up and memory (startup.py), generated service vs bare framework
-(throughput.py), draining under load (drain.py), the real image's size and build times
-(image.py). Figures, not tests: nothing fails. `--only image` (repeatable; any of SECTIONS)
-measures those sections alone and keeps the other rows of bench/results.md as they were.
+(throughput.py) and in instructions per request (instructions.py), draining under load
+(drain.py), the real image's size and build times (image.py). Figures, not tests: nothing
+fails. `--only image` (repeatable; any of SECTIONS) measures those sections alone and keeps
+the other rows of bench/results.md as they were.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import drain
 import generation
 import green
 import image
+import instructions
 import startup
 import throughput
 from harness import FRAMEWORKS, LOAD_CPU, REPO, SERVER_CPU, Row, prepared_project, template_at
@@ -39,6 +41,7 @@ SECTIONS = {
     "green": ["copy to green"],
     "startup": ["start-up", "memory"],
     "throughput": ["throughput"],
+    "instructions": ["instructions"],
     "drain": ["draining"],
     "image": ["image"],
 }
@@ -177,6 +180,14 @@ NOTES = [
     "waiting for the CPU). A loaded machine still inflates CPU time somewhat (two hyper-"
     "threads share a core's caches), so compare variants of the same run. Clock ticks are "
     "10 ms, over runs of seconds.",
+    "- **Instructions** (bench/instructions.py) are the deterministic figure: each server runs "
+    "under valgrind's callgrind, instrumentation off until it has started and served "
+    f"{instructions.WARM_UP} warm-up requests; then its worker counts the instructions it "
+    "executes while serving a fixed number of `/health/live` requests over "
+    f"{instructions.CONNECTIONS} keep-alive connections (FastAPI "
+    f"{instructions.REQUESTS['fastapi']:,}, Flask {instructions.REQUESTS['flask']:,}). The "
+    "count repeats to within 0.5 % whatever else the machine runs; it leaves out the kernel's "
+    "side of system calls and what cache misses cost, which the CPU figures include.",
     "- **Before / after.** `before` is main at "
     f"`{BEFORE_REF}` (before the latest round of issue 22's work), generated, installed and "
     "measured beside the current template in the same rounds. That round: access lines and "
@@ -268,6 +279,7 @@ def main() -> int:
         rows += green.rows(green.measure(work, projects))
         rows += startup.rows(startup.measure(work, projects, runs, others(work, before)))
         rows += throughput.rows(throughput.measure(work, projects, seconds, rounds, before))
+        rows += instructions.rows(instructions.measure(work, projects, before))
         rows += drain.rows(drain.measure(work, projects))
         rows += image_rows(projects)
 
@@ -300,7 +312,7 @@ def only(sections: list[str], no_write: bool, no_before: bool = False) -> int:
     with tempfile.TemporaryDirectory(prefix="svcgen-bench-") as tmp:
         work = Path(tmp)
         projects = {f: prepared_project(work, f) for f in FRAMEWORKS}
-        wants_before = not no_before and {"startup", "throughput"} & set(sections)
+        wants_before = not no_before and {"startup", "throughput", "instructions"} & set(sections)
         before = before_projects(work) if wants_before else None
         for section in sections:
             if section == "generation":
@@ -311,6 +323,8 @@ def only(sections: list[str], no_write: bool, no_before: bool = False) -> int:
                 rows += startup.rows(startup.measure(work, projects, 5, others(work, before)))
             elif section == "throughput":
                 rows += throughput.rows(throughput.measure(work, projects, 5.0, 4, before))
+            elif section == "instructions":
+                rows += instructions.rows(instructions.measure(work, projects, before))
             elif section == "drain":
                 rows += drain.rows(drain.measure(work, projects))
             elif section == "image":

@@ -13,6 +13,7 @@ own timeout) after the probe has answered.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,10 +28,19 @@ Detail = Callable[[], dict[str, Any]]
 
 @dataclass(frozen=True, slots=True)
 class Report:
-    """Outcome of a probe: HTTP status code and a JSON-ready body."""
+    """Outcome of a probe: HTTP status code, a JSON-ready body, and that body as JSON."""
 
     status_code: int
     body: dict[str, Any]
+    json: bytes = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Encoded once: the probes that answer the same every time answer a constant.
+        object.__setattr__(self, "json", json.dumps(self.body, separators=(",", ":")).encode())
+
+
+_PASS = Report(200, {"status": "pass"})
+_STARTING = Report(503, {"status": "fail", "failing": ["starting"]})
 
 
 @dataclass
@@ -119,10 +129,8 @@ class HealthChecks:
 
 
 def liveness() -> Report:
-    return Report(200, {"status": "pass"})
+    return _PASS
 
 
 def startup() -> Report:
-    if lifecycle.is_started():
-        return Report(200, {"status": "pass"})
-    return Report(503, {"status": "fail", "failing": ["starting"]})
+    return _PASS if lifecycle.is_started() else _STARTING

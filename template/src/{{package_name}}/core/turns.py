@@ -3,6 +3,8 @@
 Access lines and metric samples are collected as requests finish and written out once per
 turn of the event loop (a batch of requests under load, each request alone when idle): one
 write() for all the turn's lines, one update of the shared metric files per label set.
+What WSGI threads collect waits for the loop's next tick (every TICK_SECONDS) rather than
+waking the loop for it: a wake-up is a system call or two, per request.
 The server's worker attaches its loop (server.py); until then, and after it detaches when
 the loop stops, every batch is flushed at once, as it is filled: tests, the CLI, the
 server's master. Detaching, and the interpreter's exit, flush what is pending, so a drained
@@ -18,18 +20,21 @@ import weakref
 from collections import deque
 from collections.abc import Callable
 
+TICK_SECONDS = 0.05
+
 _loop: asyncio.AbstractEventLoop | None = None
 _loop_thread: int | None = None
 _batches: weakref.WeakSet[Batch] = weakref.WeakSet()
-# Batches with something to flush at the end of this turn, and whether that is scheduled:
-# one callback (one wake-up of the loop, from a WSGI thread) per turn for all of them.
+# Batches with something to flush, and whether a flush at the end of this turn is scheduled:
+# one callback per turn for all of them.
 _due: deque[Batch] = deque()  # append and popleft are safe across threads
 _scheduled = False
 
 
 class Batch:
-    """Calls `flush` at the end of the loop turn in which `soon` was first called (from any
-    thread), or at once when no loop is attached. `flush` must take what is pending itself."""
+    """Calls `flush` at the end of the loop turn in which `soon` was first called, at the
+    next tick when called from another thread, or at once when no loop is attached. `flush`
+    must take what is pending itself."""
 
     __slots__ = ("__weakref__", "flush", "queued")
 
@@ -48,16 +53,10 @@ class Batch:
             return
         self.queued = True
         _due.append(self)
-        if _scheduled:
-            return
+        if _scheduled or threading.get_ident() != _loop_thread:
+            return  # a WSGI thread's batch waits for the tick
         _scheduled = True
-        try:
-            if threading.get_ident() == _loop_thread:
-                loop.call_soon(_run)
-            else:  # a WSGI thread: wakes the loop, once per turn
-                loop.call_soon_threadsafe(_run)
-        except RuntimeError:  # the loop closed meanwhile
-            _run()
+        loop.call_soon(_run)
 
 
 def _run() -> None:
@@ -75,6 +74,13 @@ def attach(loop: asyncio.AbstractEventLoop) -> None:
     global _loop, _loop_thread
     _loop_thread = threading.get_ident()
     _loop = loop
+
+    def tick() -> None:
+        if _loop is loop:
+            _run()
+            loop.call_later(TICK_SECONDS, tick)
+
+    loop.call_later(TICK_SECONDS, tick)
 
 
 def detach() -> None:

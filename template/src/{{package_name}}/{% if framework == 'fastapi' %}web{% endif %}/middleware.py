@@ -1,5 +1,5 @@
-"""Pure ASGI middleware: the request id and one access record (log line, metrics) per
-request, and the request body's size limit."""
+"""Pure ASGI middleware, one layer for what every request needs: its id in and out, the
+body size limit, and one access record (log line, metrics) once it is answered."""
 
 from __future__ import annotations
 
@@ -16,18 +16,30 @@ _REQUEST_ID_HEADER = REQUEST_ID_HEADER.lower().encode()
 
 
 class RequestContextMiddleware:
-    """Pure ASGI middleware: request id in and out, then one access record per request."""
+    """Request id in and out, 413 for a body over `max_bytes`, one access record per request.
 
-    def __init__(self, app: ASGIApp, recorder: AccessRecorder) -> None:
+    The limit answers at once when Content-Length says so, else (a chunked body) as soon as
+    the bytes received pass it, before the body is read whole."""
+
+    def __init__(self, app: ASGIApp, recorder: AccessRecorder, max_bytes: int) -> None:
         self.app = app
         self.recorder = recorder
+        self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = self.recorder.start()
-        incoming = next((v for k, v in scope["headers"] if k == _REQUEST_ID_HEADER), None)
+        incoming = length = None
+        chunked = False
+        for name, value in scope["headers"]:
+            if name == _REQUEST_ID_HEADER:
+                incoming = value
+            elif name == b"content-length":
+                length = value
+            elif name == b"transfer-encoding":
+                chunked = True
         request_id = resolve_request_id(incoming.decode("latin-1") if incoming else None)
         token = request_id_var.set(request_id)
         status = 500
@@ -37,13 +49,19 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message["headers"] = [
-                    *message.get("headers", []),
+                    *message.get("headers", ()),
                     (_REQUEST_ID_HEADER, request_id.encode("latin-1")),
                 ]
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_request_id)
+            if length is not None and length.isdigit() and int(length) > self.max_bytes:
+                response = JSONResponse(error_body(too_large(self.max_bytes)), status_code=413)
+                await response(scope, receive, send_with_request_id)
+            elif chunked:
+                await self.app(scope, self._limited(receive), send_with_request_id)
+            else:  # no body, or one its Content-Length has vouched for
+                await self.app(scope, receive, send_with_request_id)
         finally:
             self.recorder.record(
                 method=scope["method"],
@@ -53,6 +71,21 @@ class RequestContextMiddleware:
                 started=started,
             )
             request_id_var.reset(token)
+
+    def _limited(self, receive: Receive) -> Receive:
+        """`receive`, raising 413 once the body received passes the limit."""
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                # FastAPI passes an HTTPException raised while reading the body through.
+                raise HTTPException(413, too_large(self.max_bytes))
+            return message
+
+        return limited
 
 
 def _route_template(scope: Scope) -> str | None:
@@ -66,34 +99,3 @@ def _route_template(scope: Scope) -> str | None:
         return None
     routes: list[BaseRoute] = scope["app"].routes
     return next((r.path for r in routes if getattr(r, "endpoint", None) is endpoint), None)  # type: ignore[attr-defined]
-
-
-class BodyLimitMiddleware:
-    """413 for a body over `max_bytes`: at once when Content-Length says so, else as soon as
-    the bytes received pass the limit (chunked bodies), before the body is read whole."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
-        if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            response = JSONResponse(error_body(too_large(self.max_bytes)), status_code=413)
-            await response(scope, receive, send)
-            return
-        received = 0
-
-        async def limited() -> Message:
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.max_bytes:
-                # FastAPI passes an HTTPException raised while reading the body through.
-                raise HTTPException(413, too_large(self.max_bytes))
-            return message
-
-        await self.app(scope, limited, send)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response
 
 from .. import __version__
 from ..core import health
@@ -14,22 +14,22 @@ from . import deps
 blueprint = Blueprint("health", __name__)
 
 
-def _json(report: health.Report) -> tuple[Response, int]:
-    return jsonify(report.body), report.status_code
+def _json(report: health.Report) -> Response:
+    return Response(report.json, status=report.status_code, mimetype="application/json")
 
 
 @blueprint.get("/health/live")
-def live() -> tuple[Response, int]:
+def live() -> Response:
     return _json(health.liveness())
 
 
 @blueprint.get("/health/ready")
-def ready() -> tuple[Response, int]:
+def ready() -> Response:
     return _json(asyncio.run(deps.checks().readiness()))
 
 
 @blueprint.get("/health/startup")
-def startup() -> tuple[Response, int]:
+def startup() -> Response:
     return _json(health.startup())
 
 
